@@ -1,0 +1,29 @@
+"""Registry service: `uvicorn --factory services.registry.main:app`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.registry.api import nodes
+from services.registry.config import RegistrySettings
+from shared import logs
+from shared.contracts import registry
+from shared.http import build_app
+from shared.runtime import service_parts
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    settings = settings or RegistrySettings()
+    return build_app(
+        settings,
+        title="Registry",
+        routers=[nodes],
+        parts=service_parts(settings, publishes=registry.TOPIC),
+        description="Places, households, people, responsible parties and chains.",
+    )
+
+
+def app() -> FastAPI:
+    settings = RegistrySettings()
+    logs.configure(settings.service, settings.log_level)
+    return create_app(settings)

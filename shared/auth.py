@@ -1,0 +1,173 @@
+"""Bearer-JWT authentication and role/jurisdiction checks, deny by default (DESIGN.md §6).
+
+A token carries `sub`, `roles`, `scope` (node ids whose subtrees the caller may see; `*` is
+the whole system) and optionally `party_id`. Services check the role per endpoint with
+`require(...)`, and the jurisdiction of the node a request concerns with `check_scope`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.problems import Problem
+from shared.settings import ServiceSettings
+
+ALL_NODES = "*"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    REGISTRAR = "registrar"
+    GRID_WORKER = "grid_worker"
+    MEDIC = "medic"
+    GATEKEEPER = "gatekeeper"
+    COMMAND = "command"
+    AUDITOR = "auditor"
+    INTEGRATOR = "integrator"
+
+
+class Principal(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sub: str
+    roles: frozenset[Role]
+    scope: tuple[str, ...] = Field(default=())
+    party_id: str | None = None
+
+    @property
+    def everywhere(self) -> bool:
+        return ALL_NODES in self.scope
+
+    def has_any(self, roles: frozenset[Role]) -> bool:
+        return bool(self.roles & roles)
+
+
+class TokenVerifier:
+    """HS256 with a shared secret in development; RS256/ES256 against a JWKS in production."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.jwks = jwt.PyJWKClient(settings.jwks_url) if settings.jwks_url else None
+
+    def verify(self, token: str) -> Principal:
+        options = {"require": ["sub", "exp"]}
+        try:
+            if self.jwks is not None:
+                key: Any = self.jwks.get_signing_key_from_jwt(token).key
+                algorithms = ["RS256", "ES256"]
+            else:
+                key, algorithms = self.settings.jwt_secret, ["HS256"]
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                options=options,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Problem(401, "token expired", slug="token-expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Problem(401, f"invalid token: {exc}", slug="invalid-token") from exc
+        roles = claims.get("roles", [])
+        scope = claims.get("scope", [])
+        if isinstance(scope, str):
+            scope = scope.split()
+        known = {r.value for r in Role}
+        return Principal(
+            sub=str(claims["sub"]),
+            roles=frozenset(Role(r) for r in roles if r in known),
+            scope=tuple(str(s) for s in scope),
+            party_id=claims.get("party_id"),
+        )
+
+
+def issue_token(
+    settings: ServiceSettings,
+    *,
+    sub: str,
+    roles: list[str],
+    scope: list[str],
+    party_id: str | None = None,
+    ttl_seconds: int = 12 * 3600,
+) -> str:
+    """A signed development token (the shared secret must never be the production path)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "roles": roles,
+        "scope": scope,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
+    if party_id:
+        claims["party_id"] = party_id
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def current_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(401, "missing bearer token", slug="unauthorized")
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier.verify(token.strip())
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that admits callers holding one of `roles`."""
+    allowed = frozenset(roles)
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.has_any(allowed):
+            raise Problem(
+                403,
+                f"role required: one of {sorted(r.value for r in allowed)}",
+                slug="forbidden-role",
+            )
+        return principal
+
+    return dependency
+
+
+async def check_scope(
+    principal: Principal, node_id: str, covers: Callable[[str, tuple[str, ...]], Awaitable[bool]]
+) -> None:
+    """403 unless `node_id` lies in a subtree of the caller's scope.
+
+    `covers(node_id, scope)` is the service's lookup in its own copy of the place tree.
+    """
+    if principal.everywhere:
+        return
+    if not principal.scope or not await covers(node_id, principal.scope):
+        raise Problem(
+            403, f"node {node_id} is outside the caller's jurisdiction", slug="out-of-scope"
+        )
+
+
+def ltree_covers(table: str) -> Callable[[Any], Callable[[str, tuple[str, ...]], Awaitable[bool]]]:
+    """`covers` over a table with `id` and `path ltree` columns."""
+
+    def bind(conn: Any) -> Callable[[str, tuple[str, ...]], Awaitable[bool]]:
+        async def covers(node_id: str, scope: tuple[str, ...]) -> bool:
+            return bool(
+                await conn.fetchval(
+                    f"SELECT EXISTS (SELECT 1 FROM {table} n JOIN {table} s ON n.path <@ s.path"
+                    " WHERE n.id = $1 AND s.id = ANY($2::text[]))",
+                    node_id,
+                    list(scope),
+                )
+            )
+
+        return covers
+
+    return bind

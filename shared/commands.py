@@ -1,0 +1,112 @@
+"""Running a command against an aggregate: fold, decide, append, in one short transaction.
+
+    outcome = await execute(pool, NODE, stream_id, decide=..., ctx=..., occurred_at=...)
+
+* A command id (client id or `Idempotency-Key`) already applied returns its stored events
+  (`replayed=True`) and writes nothing.
+* `expected_version` (from `If-Match`) that is not the current version raises
+  `PreconditionFailed` (HTTP 412); a concurrent append raises `ConcurrencyError` (HTTP 409).
+* `project` runs after the append in the same transaction, for the service's own tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from shared.contracts import EventPayload
+from shared.contracts.published import decode
+from shared.envelope import Envelope
+from shared.eventstore import (
+    CommandContext,
+    DuplicateCommand,
+    PendingEvent,
+    append,
+    command_result,
+    load_stream,
+)
+
+S = TypeVar("S")
+
+
+class PreconditionFailed(Exception):
+    def __init__(self, stream_id: str, current: int) -> None:
+        super().__init__(f"{stream_id} is at version {current}")
+        self.stream_id = stream_id
+        self.current = current
+
+
+@dataclass(frozen=True)
+class Aggregate(Generic[S]):
+    """An aggregate's fold: its initial state and how each event changes it."""
+
+    stream_type: str
+    initial: S
+    evolve: Callable[[S, EventPayload, int], S]
+
+    def fold(self, history: Sequence[Envelope], state: S | None = None) -> S:
+        current = self.initial if state is None else state
+        for env in history:
+            current = self.evolve(current, decode(env), env.version)
+        return current
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[S]):
+    state: S
+    version: int
+    events: list[Envelope]
+    replayed: bool = False
+
+
+async def execute(
+    pool: Any,
+    aggregate: Aggregate[S],
+    stream_id: str,
+    *,
+    decide: Callable[[S], list[EventPayload]],
+    ctx: CommandContext,
+    occurred_at: datetime,
+    node_id: str | None = None,
+    expected_version: int | None = None,
+    project: Callable[[Any, list[Envelope]], Awaitable[None]] | None = None,
+) -> Outcome[S]:
+    async with pool.acquire() as conn:
+        if ctx.command_id and (prior := await command_result(conn, ctx.command_id)):
+            return await _replay(conn, aggregate, stream_id, prior)
+        try:
+            async with conn.transaction():
+                history = await load_stream(conn, stream_id)
+                version = history[-1].version if history else 0
+                if expected_version is not None and expected_version != version:
+                    raise PreconditionFailed(stream_id, version)
+                state = aggregate.fold(history)
+                payloads = decide(state)
+                if not payloads:
+                    return Outcome(state, version, [])
+                pending = [
+                    PendingEvent(
+                        stream_id, aggregate.stream_type, version + i, p, occurred_at, node_id
+                    )
+                    for i, p in enumerate(payloads, start=1)
+                ]
+                stored = await append(conn, pending, ctx)
+                if project is not None:
+                    await project(conn, stored)
+        except DuplicateCommand:
+            return await _replay(
+                conn, aggregate, stream_id, await command_result(conn, ctx.command_id or "")
+            )
+        new_state = aggregate.fold(stored, state)
+        return Outcome(new_state, stored[-1].version, stored)
+
+
+async def _replay(
+    conn: Any, aggregate: Aggregate[S], stream_id: str, prior: list[Envelope]
+) -> Outcome[S]:
+    """The result the first run of a command produced, read back from the store."""
+    last = max((e.version for e in prior if e.stream_id == stream_id), default=0)
+    history = [e for e in await load_stream(conn, stream_id) if e.version <= last]
+    return Outcome(aggregate.fold(history), last, prior, replayed=True)

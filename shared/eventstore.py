@@ -1,0 +1,199 @@
+"""The event store on asyncpg: load a stream, append with optimistic concurrency.
+
+The append must be the first write of its transaction: the transaction id it stamps on the
+rows is assigned at the first write, and the relay orders by that id (DESIGN.md §3, trap 2).
+`append` checks this and refuses otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from shared.contracts import EventPayload
+from shared.envelope import Envelope
+
+COLUMNS = (
+    "position, tx_id, event_id, stream_id, stream_type, version, type, schema_version,"
+    " occurred_at, recorded_at, node_id, actor, correlation_id, causation_id, data"
+)
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to the stream first (HTTP 409, or 412 with If-Match)."""
+
+    def __init__(self, stream_id: str, detail: str = "") -> None:
+        super().__init__(
+            f"stream {stream_id} was changed concurrently{': ' + detail if detail else ''}"
+        )
+        self.stream_id = stream_id
+
+
+class DuplicateCommand(Exception):
+    """The command id was already applied; its events are the result."""
+
+    def __init__(self, command_id: str) -> None:
+        super().__init__(f"command {command_id} was already applied")
+        self.command_id = command_id
+
+
+class NotFirstWrite(RuntimeError):
+    """The transaction wrote before appending; its events could be relayed out of order."""
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event decided but not yet stored."""
+
+    stream_id: str
+    stream_type: str
+    version: int
+    payload: EventPayload | None
+    occurred_at: datetime
+    node_id: str | None = None
+    # raw form, for events whose payload is not a contract model (tests, imports)
+    type: str | None = None
+    schema_version: int | None = None
+    data: dict[str, Any] | None = None
+    event_id: UUID | None = None
+
+    @property
+    def event_type(self) -> str:
+        return self.type or type(self.payload).event_type  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who asked, why, and which request this belongs to."""
+
+    actor: str | None = None
+    command_id: str | None = None
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+
+
+def row_to_envelope(row: asyncpg.Record) -> Envelope:
+    return Envelope(
+        event_id=row["event_id"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        stream_id=row["stream_id"],
+        stream_type=row["stream_type"],
+        version=row["version"],
+        occurred_at=row["occurred_at"],
+        recorded_at=row["recorded_at"],
+        node_id=row["node_id"],
+        actor=row["actor"],
+        correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"],
+        data=row["data"],
+    )
+
+
+async def load_stream(conn: Any, stream_id: str, after_version: int = 0) -> list[Envelope]:
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version",
+        stream_id,
+        after_version,
+    )
+    return [row_to_envelope(r) for r in rows]
+
+
+async def stream_version(conn: Any, stream_id: str) -> int:
+    v = await conn.fetchval("SELECT max(version) FROM events WHERE stream_id = $1", stream_id)
+    return int(v or 0)
+
+
+async def command_result(conn: Any, command_id: str) -> list[Envelope]:
+    """The events a command id appended, in order; empty if it never ran."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM events WHERE command_id = $1 ORDER BY command_seq", command_id
+    )
+    return [row_to_envelope(r) for r in rows]
+
+
+async def append(
+    conn: Any, events: Sequence[PendingEvent], ctx: CommandContext = CommandContext()
+) -> list[Envelope]:
+    """Append events in the caller's transaction, which must not have written yet.
+
+    Raises ConcurrencyError when a (stream_id, version) is taken, DuplicateCommand when the
+    command id was applied before.
+    """
+    if not events:
+        return []
+    if not conn.is_in_transaction():
+        raise RuntimeError("append needs an open transaction")
+    if await conn.fetchval("SELECT pg_current_xact_id_if_assigned()") is not None:
+        raise NotFirstWrite("append must be the first write of its transaction")
+    ids, streams, stypes, versions, types, svs, occurred, nodes, datas = (
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )  # type: ignore[var-annotated]
+    for e in events:
+        ids.append(e.event_id or uuid4())
+        streams.append(e.stream_id)
+        stypes.append(e.stream_type)
+        versions.append(e.version)
+        types.append(e.event_type)
+        svs.append(e.schema_version or type(e.payload).schema_version)
+        occurred.append(e.occurred_at)
+        nodes.append(e.node_id)
+        datas.append(e.data if e.payload is None else e.payload.model_dump(mode="json"))
+    try:
+        rows = await conn.fetch(
+            f"""
+            INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version,
+                occurred_at, node_id, actor, correlation_id, causation_id, command_id,
+                command_seq, data)
+            SELECT u.event_id, u.stream_id, u.stream_type, u.version, u.type, u.schema_version,
+                u.occurred_at, u.node_id, $10, $11, $12, $13, u.seq, u.data
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[],
+                        $7::timestamptz[], $8::text[], $9::jsonb[])
+                 WITH ORDINALITY AS u(event_id, stream_id, stream_type, version, type,
+                                      schema_version, occurred_at, node_id, data, seq)
+            ORDER BY u.seq
+            RETURNING {COLUMNS}
+            """,
+            ids,
+            streams,
+            stypes,
+            versions,
+            types,
+            svs,
+            occurred,
+            nodes,
+            datas,
+            ctx.actor,
+            ctx.correlation_id,
+            ctx.causation_id,
+            ctx.command_id,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "events_command_key" and ctx.command_id:
+            raise DuplicateCommand(ctx.command_id) from exc
+        if exc.constraint_name == "events_stream_version_key":
+            raise ConcurrencyError(_stream_of(exc, streams)) from exc
+        raise
+    by_id = {r["event_id"]: r for r in rows}
+    return [row_to_envelope(by_id[i]) for i in ids]
+
+
+def _stream_of(exc: asyncpg.UniqueViolationError, streams: list[str]) -> str:
+    detail = getattr(exc, "detail", "") or ""
+    for s in streams:
+        if f"({s}," in detail:
+            return s
+    return streams[0]

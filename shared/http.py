@@ -1,0 +1,190 @@
+"""The FastAPI app every service is built on: errors, limits, auth, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import problems
+from shared.auth import TokenVerifier
+from shared.logs import correlation_id
+from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.settings import ServiceSettings
+
+Part = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class BodyLimit:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problems.problem_response(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            f"request body exceeds {self.max_bytes} bytes",
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _route_of(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+async def _kafka_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
+    for server in bootstrap.split(","):
+        parts = urlsplit("//" + server.strip())
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, parts.port or 9092), timeout
+            )
+        except (OSError, TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+def build_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    routers: Sequence[APIRouter],
+    parts: Sequence[Part] = (),
+    description: str = "",
+) -> FastAPI:
+    """Assemble a service: `parts` are lifespan pieces (pool, relay, consumers) run in order."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with _stack(app, list(parts)):
+            yield
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.verifier = TokenVerifier(settings)
+    problems.install(app)
+    service = settings.service
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        incoming = request.headers.get("x-correlation-id", "")
+        try:
+            cid = str(uuid.UUID(incoming))
+        except ValueError:
+            cid = str(uuid.uuid4())
+        token = correlation_id.set(cid)
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            correlation_id.reset(token)
+        route = _route_of(request)
+        HTTP_REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(service, request.method, route).observe(time.perf_counter() - start)
+        response.headers["X-Correlation-ID"] = cid
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> Response:
+        checks: dict[str, bool] = {}
+        pool = getattr(request.app.state, "pool", None)
+        try:
+            checks["postgres"] = pool is not None and await asyncio.wait_for(
+                pool.fetchval("SELECT true"), 2.0
+            )
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            checks["postgres"] = False
+        checks["kafka"] = await _kafka_reachable(settings.kafka_bootstrap)
+        ok = all(checks.values())
+        if ok:
+            return problems.JSONResponse({"status": "ready", "checks": checks})
+        return problems.problem_response(
+            503, "unavailable", "Not ready", "a dependency is unreachable", request, checks=checks
+        )
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+@asynccontextmanager
+async def _stack(app: FastAPI, parts: list[Part]) -> AsyncIterator[None]:
+    if not parts:
+        yield
+        return
+    async with parts[0](app), _stack(app, parts[1:]):
+        yield
+
+
+def background(name: str, factory: Callable[[FastAPI, asyncio.Event], Awaitable[Any]]) -> Part:
+    """A lifespan part running `factory(app, stop)` as a task until shutdown."""
+
+    @asynccontextmanager
+    async def part(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(factory(app, stop), name=name)
+        try:
+            yield
+        finally:
+            stop.set()
+            try:
+                await asyncio.wait_for(task, 15)
+            except TimeoutError:
+                task.cancel()
+
+    return part

@@ -1,0 +1,101 @@
+"""DDL of the tables every service's kernel uses, applied by each service's first migration.
+
+* `events` is the event store and the outbox: `UNIQUE(stream_id, version)` gives optimistic
+  concurrency, `UNIQUE(command_id, command_seq)` makes a retried command append nothing,
+  and `tx_id` (the appending transaction's xid8) lets the relay publish only what no running
+  transaction can still precede.
+* `relay_checkpoints` is how far the relay has published, as a (tx_id, position) pair.
+* `consumer_offsets`, `consumer_streams` and `dead_letters` belong to the consumer base:
+  offsets and per-stream versions are written in the same transaction as the read model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+KERNEL_DDL = """
+CREATE TABLE IF NOT EXISTS events (
+    position        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tx_id           xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    event_id        uuid NOT NULL UNIQUE,
+    stream_id       text NOT NULL,
+    stream_type     text NOT NULL,
+    version         integer NOT NULL CHECK (version >= 1),
+    type            text NOT NULL,
+    schema_version  integer NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    node_id         text,
+    actor           text,
+    correlation_id  uuid,
+    causation_id    uuid,
+    command_id      text,
+    command_seq     integer,
+    data            jsonb NOT NULL,
+    CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),
+    CONSTRAINT events_command_key UNIQUE (command_id, command_seq)
+);
+CREATE INDEX IF NOT EXISTS events_tx_position_idx ON events (tx_id, position);
+
+CREATE TABLE IF NOT EXISTS relay_checkpoints (
+    relay       text PRIMARY KEY,
+    tx_id       xid8 NOT NULL DEFAULT '0',
+    position    bigint NOT NULL DEFAULT 0,
+    published   bigint NOT NULL DEFAULT 0,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+    consumer     text NOT NULL,
+    topic        text NOT NULL,
+    partition    integer NOT NULL,
+    next_offset  bigint NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, topic, partition)
+);
+
+CREATE TABLE IF NOT EXISTS consumer_streams (
+    consumer   text NOT NULL,
+    stream_id  text NOT NULL,
+    version    integer NOT NULL,
+    PRIMARY KEY (consumer, stream_id)
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    consumer    text NOT NULL,
+    topic       text NOT NULL,
+    partition   integer NOT NULL,
+    "offset"    bigint NOT NULL,
+    stream_id   text,
+    version     integer,
+    event_type  text,
+    error       text NOT NULL,
+    payload     text NOT NULL,
+    parked_at   timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (consumer, topic, partition, "offset")
+);
+"""
+
+KERNEL_DROP = """
+DROP TABLE IF EXISTS dead_letters, consumer_streams, consumer_offsets,
+    relay_checkpoints, events;
+"""
+
+
+def statements(ddl: str = KERNEL_DDL) -> list[str]:
+    """One statement per item, for drivers that prepare each statement."""
+    return [s.strip() for s in ddl.split(";") if s.strip()]
+
+
+def create(op: Any, *ddl: str) -> None:
+    """Run the kernel DDL and a service's own DDL in an Alembic migration."""
+    for sql in statements(KERNEL_DDL) + [s for d in ddl for s in statements(d)]:
+        op.execute(sql)
+
+
+def drop(op: Any, *tables: str) -> None:
+    for table in tables:
+        op.execute(f"DROP TABLE IF EXISTS {table}")
+    for sql in statements(KERNEL_DROP):
+        op.execute(sql)

@@ -1,0 +1,37 @@
+"""Prometheus metrics of the kernel (one process-wide registry, labelled by service)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "grid_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "grid_http_request_seconds", "HTTP request latency", ["service", "method", "route"]
+)
+RELAY_PUBLISHED = Counter("grid_relay_published_total", "Events published by the relay", ["relay"])
+RELAY_LAG = Gauge(
+    "grid_relay_lag_seconds",
+    "Age of the newest event of the last published batch when it was acknowledged",
+    ["relay"],
+)
+RELAY_BACKLOG = Gauge(
+    "grid_relay_backlog_events",
+    "Committed events not yet visible to the relay or not yet published",
+    ["relay"],
+)
+CONSUMER_APPLIED = Counter(
+    "grid_consumer_applied_total", "Events applied by a consumer", ["consumer"]
+)
+CONSUMER_DUPLICATES = Counter(
+    "grid_consumer_duplicates_total",
+    "Re-delivered events skipped by (stream, version)",
+    ["consumer"],
+)
+CONSUMER_DEAD_LETTERS = Counter(
+    "grid_consumer_dead_letters_total", "Events parked in the dead-letter table", ["consumer"]
+)
+CONSUMER_LAG = Gauge(
+    "grid_consumer_lag_seconds", "Age of the last applied event when it was applied", ["consumer"]
+)

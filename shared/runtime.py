@@ -1,0 +1,90 @@
+"""Lifespan parts shared by the services: the pool, the outbox relay, the consumers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from shared.consumer import EventConsumer, Handler
+from shared.db import create_pool
+from shared.http import Part, background
+from shared.kafka import ensure_topics, relay_producer
+from shared.relay import OutboxRelay
+from shared.settings import ServiceSettings
+
+
+def database(settings: ServiceSettings) -> Part:
+    @asynccontextmanager
+    async def part(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool = await create_pool(
+            settings.database_url,
+            settings.schema,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+        )
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    return part
+
+
+def relay(settings: ServiceSettings, topic: str) -> Part:
+    """Publish this service's events to its topic while the service runs."""
+
+    async def run(app: FastAPI, stop: asyncio.Event) -> None:
+        await ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+        producer = relay_producer(settings.kafka_bootstrap)
+        await producer.start()
+        try:
+            await OutboxRelay(
+                app.state.pool,
+                producer,
+                topic,
+                name=f"{settings.schema}.relay",
+                batch_size=settings.relay_batch_size,
+            ).run(stop, settings.relay_poll_interval)
+        finally:
+            await producer.stop()
+
+    return background(f"{settings.service}-relay", run)
+
+
+def consumer(settings: ServiceSettings, name: str, topics: Sequence[str], handler: Handler) -> Part:
+    """Feed a read model from `topics`; the group and stored offsets are named `name`."""
+
+    async def run(app: FastAPI, stop: asyncio.Event) -> None:
+        await ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
+        await EventConsumer(
+            app.state.pool,
+            settings.kafka_bootstrap,
+            topics,
+            handler,
+            name=f"{settings.topic_prefix}{settings.schema}.{name}",
+        ).run(stop)
+
+    return background(f"{settings.service}-{name}", run)
+
+
+def service_parts(
+    settings: ServiceSettings,
+    *,
+    publishes: str | None,
+    consumes: Sequence[tuple[str, Sequence[str], Handler]] = (),
+) -> list[Part]:
+    """The lifespan of a service: its pool, its relay if it publishes, its consumers.
+
+    `publishes` and the topics in `consumes` are contract topic names; the settings add the
+    deployment's prefix.
+    """
+    parts = [database(settings)]
+    if publishes and settings.run_relay:
+        parts.append(relay(settings, settings.topic(publishes)))
+    if settings.run_consumers:
+        for name, topics, handler in consumes:
+            parts.append(consumer(settings, name, [settings.topic(t) for t in topics], handler))
+    return parts

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from shared.kafka import ensure_topics, relay_producer
+from shared.testing import Infra, drop_schema, fresh_schema, provide_infra, schema_pool, unique
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.fspath) or "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    provided, stop = provide_infra()
+    try:
+        yield provided
+    finally:
+        stop()
+
+
+@pytest.fixture
+async def schema(infra: Infra) -> AsyncIterator[str]:
+    """A fresh schema holding the kernel tables, dropped afterwards."""
+    name = unique("t")
+    await fresh_schema(infra.pg_dsn, name)
+    yield name
+    await drop_schema(infra.pg_dsn, name)
+
+
+@pytest.fixture
+async def pool(infra: Infra, schema: str) -> AsyncIterator[Any]:
+    p = await schema_pool(infra.pg_dsn, schema)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def topic(infra: Infra) -> str:
+    name = unique("test") + ".events"
+    await ensure_topics(infra.kafka_bootstrap, [name], partitions=3)
+    return name
+
+
+@pytest.fixture
+async def producer(infra: Infra) -> AsyncIterator[Any]:
+    p = relay_producer(infra.kafka_bootstrap)
+    await p.start()
+    yield p
+    await p.stop()

@@ -1,0 +1,73 @@
+"""The event store contract, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from shared.eventstore import (
+    CommandContext,
+    ConcurrencyError,
+    DuplicateCommand,
+    NotFirstWrite,
+    append,
+    command_result,
+    load_stream,
+)
+from tests.integration.helpers import append_next, raw_event
+
+
+async def test_appended_events_load_in_version_order(pool: Any) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await append(conn, [raw_event("s-1", 1), raw_event("s-1", 2)])
+    async with pool.acquire() as conn:
+        events = await load_stream(conn, "s-1")
+    assert [(e.version, e.data["n"]) for e in events] == [(1, 1), (2, 2)]
+    assert events[0].recorded_at.tzinfo is not None
+
+
+async def test_second_writer_of_the_same_version_gets_a_conflict(pool: Any) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await append(conn, [raw_event("s-1", 1)])
+    with pytest.raises(ConcurrencyError) as info:
+        async with pool.acquire() as conn, conn.transaction():
+            await append(conn, [raw_event("s-1", 1)])
+    assert info.value.stream_id == "s-1"
+    async with pool.acquire() as conn:
+        assert len(await load_stream(conn, "s-1")) == 1
+
+
+async def test_twenty_concurrent_writers_each_land_once_with_gapless_versions(pool: Any) -> None:
+    versions = await asyncio.gather(*(append_next(pool, "busy") for _ in range(20)))
+    assert sorted(versions) == list(range(1, 21))
+    async with pool.acquire() as conn:
+        stored = await load_stream(conn, "busy")
+    assert [e.version for e in stored] == list(range(1, 21))
+    assert len({e.event_id for e in stored}) == 20
+
+
+async def test_a_retried_command_id_appends_nothing(pool: Any) -> None:
+    ctx = CommandContext(actor="u1", command_id="u1:key-1")
+    async with pool.acquire() as conn, conn.transaction():
+        first = await append(conn, [raw_event("s-1", 1), raw_event("s-2", 1)], ctx)
+    with pytest.raises(DuplicateCommand):
+        async with pool.acquire() as conn, conn.transaction():
+            await append(conn, [raw_event("s-3", 1)], ctx)
+    async with pool.acquire() as conn:
+        assert [e.event_id for e in await command_result(conn, "u1:key-1")] == [
+            e.event_id for e in first
+        ]
+        assert await conn.fetchval("SELECT count(*) FROM events") == 2
+
+
+async def test_append_refuses_to_follow_another_write_in_its_transaction(pool: Any) -> None:
+    """A prior write would give the events an older transaction id than they deserve."""
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE side (x int)")
+        with pytest.raises(NotFirstWrite):
+            async with conn.transaction():
+                await conn.execute("INSERT INTO side VALUES (1)")
+                await append(conn, [raw_event("s-1", 1)])
+        assert await conn.fetchval("SELECT count(*) FROM events") == 0
