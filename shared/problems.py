@@ -146,9 +146,10 @@ def install(app: FastAPI) -> None:
     async def _refused(request: Request, exc: DomainError) -> JSONResponse:
         status = _REFUSAL_STATUS[exc.refusal]
         extra: dict[str, Any] = {"code": exc.code}
-        if exc.field:
-            extra["errors"] = [{"field": exc.field, "reason": str(exc)}]
-        detail = f"{exc.field}: {exc}" if exc.field else str(exc)
+        field = exc.field if not exc.field or "." in exc.field else f"body.{exc.field}"
+        if field:
+            extra["errors"] = [{"field": field, "reason": str(exc)}]
+        detail = f"{field}: {exc}" if field else str(exc)
         return problem_response(
             status, exc.code, exc.code.replace("-", " ").capitalize(), detail, request, **extra
         )

@@ -21,7 +21,7 @@ def _system(name: str) -> AliasChoices:
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore", validate_by_name=True)
 
     service: str = "service"
     database_url: str = "postgresql://postgres@127.0.0.1:55432/grid"

@@ -39,7 +39,7 @@ async def create_node(
             if await handlers.get_node(conn, body.parent_id) is None:
                 raise Problem(
                     422,
-                    f"parent_id: node {body.parent_id} does not exist",
+                    f"body.parent_id: node {body.parent_id} does not exist",
                     slug="unknown-parent",
                     errors=[{"field": "body.parent_id", "reason": "unknown node"}],
                 )

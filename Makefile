@@ -1,0 +1,53 @@
+# Two commands set everything up on a fresh machine:
+#   make up     PostgreSQL + Kafka (installed and started locally), migrations, the four
+#               services with their relays and consumers, demo data
+#   make test   the whole test suite against real PostgreSQL and Kafka
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_VERSION := 0.13.8
+UV := python3 -m uv
+INFRA := deploy/local/infra.sh
+SERVICES := deploy/local/services.sh
+
+.PHONY: help deps infra up down test lint bench token contracts
+
+help:
+	@echo "make up | down | test | lint | bench | token | contracts"
+
+deps:
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --quiet
+
+infra:
+	@bash $(INFRA) up
+
+up: deps infra
+	@bash $(SERVICES) start
+	@.venv/bin/python -m deploy.local.demo
+	@bash $(SERVICES) status
+	@echo
+	@echo "Token:    export TOKEN=\$$(.venv/bin/python -m shared.devtoken --role admin)"
+	@echo "Try:      curl -s -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:8004/v1/nodes/jintang/summary"
+	@echo "OpenAPI:  http://127.0.0.1:8001/docs (registry) ... :8004/docs (reporting)"
+	@echo "Stop:     make down"
+
+down:
+	@bash $(SERVICES) stop
+	@bash $(INFRA) down
+
+test: deps infra
+	@eval "$$(bash $(INFRA) env)" && TEST_PG_DSN="$$GRID_PG_DSN" \
+		TEST_KAFKA_BOOTSTRAP="$$GRID_KAFKA_BOOTSTRAP" .venv/bin/python -m pytest -q
+
+lint: deps
+	@$(UV) run ruff check shared services tests bench deploy
+	@$(UV) run mypy shared services/registry/domain.py
+
+bench: deps infra
+	@.venv/bin/python -m bench.relay
+
+token: deps
+	@.venv/bin/python -m shared.devtoken --role admin
+
+contracts: deps
+	@.venv/bin/python -m shared.contracts.export docs/contracts

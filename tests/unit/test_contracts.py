@@ -1,0 +1,75 @@
+"""Published event contracts: decoding, upcasting, naming, exported schemas."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.contracts import Catalog, EventPayload, UnknownEvent
+from shared.contracts.export import schemas
+from shared.contracts.published import CATALOGS, decode
+from shared.contracts.registry import NodeCreated
+from shared.envelope import Envelope
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "contracts"
+
+
+def envelope(type_: str, data: dict[str, Any], schema_version: int = 1) -> Envelope:
+    now = datetime(2026, 1, 29, 8, 0, tzinfo=UTC)
+    return Envelope(type=type_, schema_version=schema_version, stream_id="s", stream_type="t",
+                    version=1, occurred_at=now, recorded_at=now, data=data)
+
+
+def test_a_published_event_decodes_to_its_payload() -> None:
+    data = {"node_id": "n1", "parent_id": None, "kind": "district", "name": "金堂县",
+            "path": "n1", "added_later": "ignored"}
+    payload = decode(envelope("NodeCreated", data))
+    assert payload == NodeCreated(node_id="n1", parent_id=None, kind="district",
+                                  name="金堂县", path="n1")
+
+
+def test_unknown_types_and_future_versions_are_refused() -> None:
+    with pytest.raises(UnknownEvent):
+        decode(envelope("SomethingElse", {}))
+    with pytest.raises(UnknownEvent):
+        decode(envelope("NodeCreated", {}, schema_version=99))
+
+
+class Renamed(EventPayload):
+    event_type = "Renamed"
+    schema_version = 3
+
+    title: str
+    note: str
+
+
+def test_old_payloads_are_upcast_step_by_step_to_the_current_schema() -> None:
+    catalog = Catalog("t.events", [Renamed], {
+        ("Renamed", 1): lambda d: {"title": d["name"]},
+        ("Renamed", 2): lambda d: {**d, "note": "none"},
+    })
+    assert catalog.decode(envelope("Renamed", {"name": "x"}, 1)) == Renamed(title="x", note="none")
+    assert catalog.decode(envelope("Renamed", {"title": "y"}, 2)) == Renamed(title="y", note="none")
+
+
+def test_event_type_names_are_unique_across_topics_and_past_tense() -> None:
+    names = [name for c in CATALOGS for name in c.events]
+    assert len(names) == len(set(names))
+    for name in names:
+        assert name[0].isupper() and name.endswith(("ed", "en")), name
+
+
+def test_exported_json_schemas_match_the_published_contract_files() -> None:
+    """`make contracts` regenerates docs/contracts; a changed payload must be re-exported."""
+    for topic, events in schemas().items():
+        stored = json.loads((DOCS / f"{topic}.json").read_text())
+        assert stored == json.loads(json.dumps(events, ensure_ascii=False)), topic
+
+
+def test_envelope_round_trips_through_json() -> None:
+    e = envelope("NodeCreated", {"a": "甲"})
+    assert Envelope.from_json(e.to_json()) == e
