@@ -57,7 +57,6 @@ class TokenVerifier:
         self.jwks = jwt.PyJWKClient(settings.jwks_url) if settings.jwks_url else None
 
     def verify(self, token: str) -> Principal:
-        options = {"require": ["sub", "exp"]}
         try:
             if self.jwks is not None:
                 key: Any = self.jwks.get_signing_key_from_jwt(token).key
@@ -70,7 +69,7 @@ class TokenVerifier:
                 algorithms=algorithms,
                 audience=self.settings.jwt_audience,
                 issuer=self.settings.jwt_issuer,
-                options=options,
+                options={"require": ["sub", "exp"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Problem(401, "token expired", slug="token-expired") from exc

@@ -64,7 +64,15 @@ class PendingEvent:
 
     @property
     def event_type(self) -> str:
-        return self.type or type(self.payload).event_type  # type: ignore[union-attr]
+        if self.type:
+            return self.type
+        assert self.payload is not None, "an event needs a payload or a raw type"
+        return self.payload.event_type
+
+    @property
+    def payload_schema_version(self) -> int:
+        assert self.payload is not None
+        return self.payload.schema_version
 
 
 @dataclass(frozen=True)
@@ -131,27 +139,22 @@ async def append(
         raise RuntimeError("append needs an open transaction")
     if await conn.fetchval("SELECT pg_current_xact_id_if_assigned()") is not None:
         raise NotFirstWrite("append must be the first write of its transaction")
-    ids, streams, stypes, versions, types, svs, occurred, nodes, datas = (
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-    )  # type: ignore[var-annotated]
-    for e in events:
-        ids.append(e.event_id or uuid4())
-        streams.append(e.stream_id)
-        stypes.append(e.stream_type)
-        versions.append(e.version)
-        types.append(e.event_type)
-        svs.append(e.schema_version or type(e.payload).schema_version)
-        occurred.append(e.occurred_at)
-        nodes.append(e.node_id)
-        datas.append(e.data if e.payload is None else e.payload.model_dump(mode="json"))
+    rows_in = [
+        (
+            e.event_id or uuid4(),
+            e.stream_id,
+            e.stream_type,
+            e.version,
+            e.event_type,
+            e.schema_version or e.payload_schema_version,
+            e.occurred_at,
+            e.node_id,
+            e.data if e.payload is None else e.payload.model_dump(mode="json"),
+        )
+        for e in events
+    ]
+    columns = [list(c) for c in zip(*rows_in, strict=True)]
+    ids, streams = columns[0], columns[1]
     try:
         rows = await conn.fetch(
             f"""
@@ -167,15 +170,7 @@ async def append(
             ORDER BY u.seq
             RETURNING {COLUMNS}
             """,
-            ids,
-            streams,
-            stypes,
-            versions,
-            types,
-            svs,
-            occurred,
-            nodes,
-            datas,
+            *columns,
             ctx.actor,
             ctx.correlation_id,
             ctx.causation_id,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -148,7 +149,7 @@ def build_app(
         checks["kafka"] = await _kafka_reachable(settings.kafka_bootstrap)
         ok = all(checks.values())
         if ok:
-            return problems.JSONResponse({"status": "ready", "checks": checks})
+            return JSONResponse({"status": "ready", "checks": checks})
         return problems.problem_response(
             503, "unavailable", "Not ready", "a dependency is unreachable", request, checks=checks
         )
@@ -171,7 +172,9 @@ async def _stack(app: FastAPI, parts: list[Part]) -> AsyncIterator[None]:
         yield
 
 
-def background(name: str, factory: Callable[[FastAPI, asyncio.Event], Awaitable[Any]]) -> Part:
+def background(
+    name: str, factory: Callable[[FastAPI, asyncio.Event], Coroutine[Any, Any, None]]
+) -> Part:
     """A lifespan part running `factory(app, stop)` as a task until shutdown."""
 
     @asynccontextmanager

@@ -77,9 +77,9 @@ def main(argv: list[str]) -> None:
     from shared.settings import ServiceSettings
 
     for service in argv or ["registry", "screening", "checkpoint", "reporting"]:
-        settings = ServiceSettings(_env_prefix=f"{service.upper()}_", service=service)  # type: ignore[call-arg]
-        upgrade(service, settings.database_url, settings.schema)
-        print(f"migrated {service} (schema {settings.schema})")
+        settings = ServiceSettings(_env_prefix=f"{service.upper()}_", service=service)
+        upgrade(service, settings.database_url, settings.schema_name)
+        print(f"migrated {service} (schema {settings.schema_name})")
 
 
 if __name__ == "__main__":

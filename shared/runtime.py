@@ -21,7 +21,7 @@ def database(settings: ServiceSettings) -> Part:
     async def part(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await create_pool(
             settings.database_url,
-            settings.schema,
+            settings.schema_name,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
         )
@@ -45,7 +45,7 @@ def relay(settings: ServiceSettings, topic: str) -> Part:
                 app.state.pool,
                 producer,
                 topic,
-                name=f"{settings.schema}.relay",
+                name=f"{settings.schema_name}.relay",
                 batch_size=settings.relay_batch_size,
             ).run(stop, settings.relay_poll_interval)
         finally:
@@ -64,7 +64,7 @@ def consumer(settings: ServiceSettings, name: str, topics: Sequence[str], handle
             settings.kafka_bootstrap,
             topics,
             handler,
-            name=f"{settings.topic_prefix}{settings.schema}.{name}",
+            name=f"{settings.topic_prefix}{settings.schema_name}.{name}",
         ).run(stop)
 
     return background(f"{settings.service}-{name}", run)

@@ -58,7 +58,7 @@ class ServiceSettings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     @property
-    def schema(self) -> str:
+    def schema_name(self) -> str:
         return self.db_schema or self.service
 
     def topic(self, name: str) -> str:

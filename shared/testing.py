@@ -43,8 +43,9 @@ def _docker_engine_answers() -> bool:
 def _local_infra() -> Infra:
     script = ROOT / "deploy" / "local" / "infra.sh"
     subprocess.run(["bash", str(script), "up"], check=True)
-    exports = subprocess.run(["bash", str(script), "env"], check=True, capture_output=True,
-                             text=True).stdout
+    exports = subprocess.run(
+        ["bash", str(script), "env"], check=True, capture_output=True, text=True
+    ).stdout
     env = dict(
         line.removeprefix("export ").split("=", 1) for line in exports.splitlines() if "=" in line
     )
@@ -103,7 +104,10 @@ async def schema_pool(dsn: str, name: str, max_size: int = 30) -> Any:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.05,
+    check: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
     message: str = "condition not reached",
 ) -> Any:
     """Poll `check` until it returns something truthy, or fail after `timeout` seconds."""

@@ -30,8 +30,9 @@ def main() -> None:
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         for node_id, parent, kind, name in TREE:
-            r = client.post("/v1/nodes", json={"id": node_id, "parent_id": parent, "kind": kind,
-                                               "name": name})
+            r = client.post(
+                "/v1/nodes", json={"id": node_id, "parent_id": parent, "kind": kind, "name": name}
+            )
             if r.status_code != 201:
                 sys.exit(f"demo: {node_id}: {r.status_code} {r.text}")
     print(f"demo: {len(TREE)} places loaded under jintang")

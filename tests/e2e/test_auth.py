@@ -30,8 +30,7 @@ async def _seed_tree(stack: Stack) -> None:
         assert r.status_code == 201, r.text
 
 
-async def _call(stack: Stack, service: str, method: str, path: str,
-                headers: dict[str, str]) -> int:
+async def _call(stack: Stack, service: str, method: str, path: str, headers: dict[str, str]) -> int:
     client = stack.registry if service == "registry" else stack.reporting
     body = {"parent_id": "root", "kind": "grid", "name": "网格"} if method == "POST" else None
     r = await client.request(method, path.format(root="root"), json=body, headers=headers)
@@ -46,6 +45,7 @@ async def test_role_table(stack: Stack, endpoint: tuple[str, str, str]) -> None:
     async def reporting_knows_root() -> bool:
         r = await stack.reporting.get("/v1/nodes/root/summary", headers=stack.token("admin"))
         return r.status_code == 200
+
     await eventually(reporting_knows_root)
     for role in Role:
         status = await _call(stack, *endpoint, headers=stack.token(role.value))
@@ -87,12 +87,16 @@ async def test_nodes_outside_the_callers_scope_are_403(stack: Stack) -> None:
     await _seed_tree(stack)
     clerk = stack.token("registrar", scope=["street-a"])
     inside = await stack.registry.post(
-        "/v1/nodes", json={"parent_id": "street-a", "kind": "community", "name": "一社区"},
-        headers=clerk)
+        "/v1/nodes",
+        json={"parent_id": "street-a", "kind": "community", "name": "一社区"},
+        headers=clerk,
+    )
     assert inside.status_code == 201
     outside = await stack.registry.post(
-        "/v1/nodes", json={"parent_id": "street-b", "kind": "community", "name": "二社区"},
-        headers=clerk)
+        "/v1/nodes",
+        json={"parent_id": "street-b", "kind": "community", "name": "二社区"},
+        headers=clerk,
+    )
     assert outside.status_code == 403
     assert (await stack.registry.get("/v1/nodes/street-b", headers=clerk)).status_code == 403
     assert (await stack.registry.get("/v1/nodes/root", headers=clerk)).status_code == 403
@@ -101,6 +105,8 @@ async def test_nodes_outside_the_callers_scope_are_403(stack: Stack) -> None:
 
 async def test_only_admin_creates_a_root(stack: Stack) -> None:
     r = await stack.registry.post(
-        "/v1/nodes", json={"parent_id": None, "kind": "district", "name": "x"},
-        headers=stack.token("registrar"))
+        "/v1/nodes",
+        json={"parent_id": None, "kind": "district", "name": "x"},
+        headers=stack.token("registrar"),
+    )
     assert r.status_code == 403

@@ -31,8 +31,10 @@ async def test_invalid_node_is_a_422_naming_the_field(
 
 async def test_malformed_json_is_a_422(stack: Stack) -> None:
     r = await stack.registry.post(
-        "/v1/nodes", content=b"{not json", headers={**stack.token("admin"),
-                                                    "content-type": "application/json"})
+        "/v1/nodes",
+        content=b"{not json",
+        headers={**stack.token("admin"), "content-type": "application/json"},
+    )
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
 

@@ -11,21 +11,30 @@ from tests.e2e.conftest import Stack
 async def test_node_created_on_registry_is_summarised_by_reporting(stack: Stack) -> None:
     admin = stack.token("admin")
     root = await stack.registry.post(
-        "/v1/nodes", json={"id": "jintang", "parent_id": None, "kind": "district",
-                           "name": "金堂县"}, headers=admin)
+        "/v1/nodes",
+        json={"id": "jintang", "parent_id": None, "kind": "district", "name": "金堂县"},
+        headers=admin,
+    )
     assert root.status_code == 201, root.text
-    assert root.json() == {"id": "jintang", "parent_id": None, "kind": "district",
-                           "name": "金堂县", "path": "jintang", "version": 1}
+    assert root.json() == {
+        "id": "jintang",
+        "parent_id": None,
+        "kind": "district",
+        "name": "金堂县",
+        "path": "jintang",
+        "version": 1,
+    }
     assert root.headers["etag"] == '"1"'
     child = await stack.registry.post(
-        "/v1/nodes", json={"parent_id": "jintang", "kind": "township", "name": "三溪镇"},
-        headers=admin)
+        "/v1/nodes",
+        json={"parent_id": "jintang", "kind": "township", "name": "三溪镇"},
+        headers=admin,
+    )
     assert child.status_code == 201, child.text
     assert child.json()["path"].startswith("jintang.")
 
     async def summarised() -> httpx.Response | None:
-        r = await stack.reporting.get("/v1/nodes/jintang/summary",
-                                      headers=stack.token("command"))
+        r = await stack.reporting.get("/v1/nodes/jintang/summary", headers=stack.token("command"))
         return r if r.status_code == 200 and r.json()["children"] == 1 else None
 
     summary = (await eventually(summarised, message="reporting never saw both nodes")).json()

@@ -19,28 +19,41 @@ from shared.eventstore import (
 
 def raw_event(stream_id: str, version: int, type_: str = "Noted", **data: Any) -> PendingEvent:
     return PendingEvent(
-        stream_id=stream_id, stream_type="test", version=version, payload=None,
-        occurred_at=utc_now(), type=type_, schema_version=1, data={"n": version, **data},
+        stream_id=stream_id,
+        stream_type="test",
+        version=version,
+        payload=None,
+        occurred_at=utc_now(),
+        type=type_,
+        schema_version=1,
+        data={"n": version, **data},
     )
 
 
-async def append_next(pool: Any, stream_id: str, ctx: CommandContext = CommandContext()) -> int:
+async def append_next(pool: Any, stream_id: str, ctx: CommandContext | None = None) -> int:
     """Append one event at the stream's next version, retrying on conflict like a writer."""
     while True:
         async with pool.acquire() as conn:
             try:
                 async with conn.transaction():
                     version = await stream_version(conn, stream_id) + 1
-                    await append(conn, [raw_event(stream_id, version)], ctx)
+                    await append(conn, [raw_event(stream_id, version)], ctx or CommandContext())
                     return version
             except ConcurrencyError:
                 await asyncio.sleep(0)
 
 
-async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[Envelope]:
+async def read_topic(
+    bootstrap: str, topic: str, expected: int, timeout: float = 30
+) -> list[Envelope]:
     """Every message on the topic, once at least `expected` have arrived."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
     await consumer.start()
     out: list[Envelope] = []
     try:

@@ -34,8 +34,9 @@ class ConsumerKilledBeforeKafkaCommit(EventConsumer):
 
 async def record_applied(conn: Any, events: Sequence[Envelope]) -> None:
     for e in events:
-        await conn.execute("INSERT INTO applied (stream_id, version) VALUES ($1, $2)",
-                           e.stream_id, e.version)
+        await conn.execute(
+            "INSERT INTO applied (stream_id, version) VALUES ($1, $2)", e.stream_id, e.version
+        )
 
 
 async def applied_rows(pool: Any) -> list[tuple[str, int]]:
@@ -66,13 +67,14 @@ async def test_relay_killed_after_publish_before_checkpoint_applies_each_event_o
         await RelayKilledBeforeCheckpoint(pool, producer, topic).step()
     assert await OutboxRelay(pool, producer, topic).drain() == 5  # published again
 
-    consumer = EventConsumer(pool, infra.kafka_bootstrap, [topic], record_applied,
-                             name=unique("c"))
+    consumer = EventConsumer(pool, infra.kafka_bootstrap, [topic], record_applied, name=unique("c"))
     await consumer.start()
     try:
+
         async def ten_read() -> bool:
             n = await pool.fetchval("SELECT sum(next_offset) FROM consumer_offsets")
             return n == 10
+
         await consume_until(consumer, ten_read)
     finally:
         await consumer.stop()
@@ -88,16 +90,19 @@ async def test_consumer_killed_after_db_commit_before_kafka_commit_counts_nothin
     await OutboxRelay(pool, producer, topic).drain()
     name = unique("c")
 
-    crashing = ConsumerKilledBeforeKafkaCommit(pool, infra.kafka_bootstrap, [topic],
-                                               record_applied, name=name)
+    crashing = ConsumerKilledBeforeKafkaCommit(
+        pool, infra.kafka_bootstrap, [topic], record_applied, name=name
+    )
     await crashing.start()
     try:
+
         async def died() -> bool:
             try:
                 await crashing.poll_once(timeout_ms=100)
             except Killed:
                 return True
             return False
+
         await eventually(died)
     finally:
         await crashing.stop()
@@ -107,8 +112,10 @@ async def test_consumer_killed_after_db_commit_before_kafka_commit_counts_nothin
     restarted = EventConsumer(pool, infra.kafka_bootstrap, [topic], record_applied, name=name)
     await restarted.start()
     try:
+
         async def all_read() -> bool:
             return await pool.fetchval("SELECT sum(next_offset) FROM consumer_offsets") == 30
+
         await consume_until(restarted, all_read)
     finally:
         await restarted.stop()
@@ -123,30 +130,36 @@ async def test_poison_events_are_parked_and_later_events_still_apply(
     now = utc_now()
 
     def event(stream: str, type_: str, data: dict[str, Any]) -> PendingEvent:
-        return PendingEvent(stream, "node", 1, None, now, type=type_, schema_version=1,
-                            data=data)
+        return PendingEvent(stream, "node", 1, None, now, type=type_, schema_version=1, data=data)
 
     good = {"parent_id": None, "kind": "district", "name": "金堂县"}
     async with pool.acquire() as conn, conn.transaction():
-        await append(conn, [
-            event("n-1", "NodeCreated", {"node_id": "n-1", "path": "n_1", **good}),
-            event("n-2", "TotallyUnknownHappened", {"x": 1}),
-            event("n-3", "NodeCreated", {"node_id": "n-3"}),  # required fields missing
-            event("n-4", "NodeCreated", {"node_id": "n-4", "path": "n_4", **good}),
-        ])
+        await append(
+            conn,
+            [
+                event("n-1", "NodeCreated", {"node_id": "n-1", "path": "n_1", **good}),
+                event("n-2", "TotallyUnknownHappened", {"x": 1}),
+                event("n-3", "NodeCreated", {"node_id": "n-3"}),  # required fields missing
+                event("n-4", "NodeCreated", {"node_id": "n-4", "path": "n_4", **good}),
+            ],
+        )
     await OutboxRelay(pool, producer, topic).drain()
 
-    consumer = EventConsumer(pool, infra.kafka_bootstrap, [topic],
-                             Projection(places.HANDLERS), name=unique("c"))
+    consumer = EventConsumer(
+        pool, infra.kafka_bootstrap, [topic], Projection(places.HANDLERS), name=unique("c")
+    )
     await consumer.start()
     try:
+
         async def settled() -> bool:
             return await pool.fetchval("SELECT sum(next_offset) FROM consumer_offsets") == 4
+
         await consume_until(consumer, settled)
     finally:
         await consumer.stop()
     assert [r["id"] for r in await pool.fetch("SELECT id FROM places ORDER BY id")] == [
-        "n-1", "n-4"
+        "n-1",
+        "n-4",
     ]
     parked = await pool.fetch("SELECT stream_id, error FROM dead_letters ORDER BY stream_id")
     assert [r["stream_id"] for r in parked] == ["n-2", "n-3"]

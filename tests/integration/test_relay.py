@@ -71,6 +71,7 @@ async def test_concurrent_writers_streams_arrive_complete_and_in_version_order(
             await append_next(pool, rng.choice(streams))
 
     await asyncio.gather(*(writer() for _ in range(8)))
+
     async def all_published() -> bool:
         return await relay.backlog() == 0
 

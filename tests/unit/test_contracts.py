@@ -20,16 +20,31 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "contracts"
 
 def envelope(type_: str, data: dict[str, Any], schema_version: int = 1) -> Envelope:
     now = datetime(2026, 1, 29, 8, 0, tzinfo=UTC)
-    return Envelope(type=type_, schema_version=schema_version, stream_id="s", stream_type="t",
-                    version=1, occurred_at=now, recorded_at=now, data=data)
+    return Envelope(
+        type=type_,
+        schema_version=schema_version,
+        stream_id="s",
+        stream_type="t",
+        version=1,
+        occurred_at=now,
+        recorded_at=now,
+        data=data,
+    )
 
 
 def test_a_published_event_decodes_to_its_payload() -> None:
-    data = {"node_id": "n1", "parent_id": None, "kind": "district", "name": "金堂县",
-            "path": "n1", "added_later": "ignored"}
+    data = {
+        "node_id": "n1",
+        "parent_id": None,
+        "kind": "district",
+        "name": "金堂县",
+        "path": "n1",
+        "added_later": "ignored",
+    }
     payload = decode(envelope("NodeCreated", data))
-    assert payload == NodeCreated(node_id="n1", parent_id=None, kind="district",
-                                  name="金堂县", path="n1")
+    assert payload == NodeCreated(
+        node_id="n1", parent_id=None, kind="district", name="金堂县", path="n1"
+    )
 
 
 def test_unknown_types_and_future_versions_are_refused() -> None:
@@ -48,10 +63,14 @@ class Renamed(EventPayload):
 
 
 def test_old_payloads_are_upcast_step_by_step_to_the_current_schema() -> None:
-    catalog = Catalog("t.events", [Renamed], {
-        ("Renamed", 1): lambda d: {"title": d["name"]},
-        ("Renamed", 2): lambda d: {**d, "note": "none"},
-    })
+    catalog = Catalog(
+        "t.events",
+        [Renamed],
+        {
+            ("Renamed", 1): lambda d: {"title": d["name"]},
+            ("Renamed", 2): lambda d: {**d, "note": "none"},
+        },
+    )
     assert catalog.decode(envelope("Renamed", {"name": "x"}, 1)) == Renamed(title="x", note="none")
     assert catalog.decode(envelope("Renamed", {"title": "y"}, 2)) == Renamed(title="y", note="none")
 

@@ -4,28 +4,38 @@ from __future__ import annotations
 
 import pytest
 
+from services.registry.config import DEFAULT_NODE_KINDS
+from services.registry.domain import CreateNode, Node, decide_create, evolve, label_of
 from shared.contracts.registry import NodeCreated
 from shared.errors import DomainError, Refusal
 
-from services.registry.config import DEFAULT_NODE_KINDS
-from services.registry.domain import CreateNode, Node, decide_create, evolve, label_of
 
-
-def create(node_id: str = "sanxi", parent: str | None = "jintang", kind: str = "township",
-           name: str = "三溪镇", parent_path: str | None = "jintang") -> CreateNode:
+def create(
+    node_id: str = "sanxi",
+    parent: str | None = "jintang",
+    kind: str = "township",
+    name: str = "三溪镇",
+    parent_path: str | None = "jintang",
+) -> CreateNode:
     return CreateNode(node_id, parent, kind, name, parent_path)
 
 
 def test_a_new_place_is_created_under_its_parents_path() -> None:
     assert decide_create(None, create(), DEFAULT_NODE_KINDS) == [
-        NodeCreated(node_id="sanxi", parent_id="jintang", kind="township", name="三溪镇",
-                    path="jintang.sanxi")
+        NodeCreated(
+            node_id="sanxi",
+            parent_id="jintang",
+            kind="township",
+            name="三溪镇",
+            path="jintang.sanxi",
+        )
     ]
 
 
 def test_a_root_has_its_own_label_as_path() -> None:
-    [event] = decide_create(None, create("d-1", None, "district", "金堂县", None),
-                            DEFAULT_NODE_KINDS)
+    [event] = decide_create(
+        None, create("d-1", None, "district", "金堂县", None), DEFAULT_NODE_KINDS
+    )
     assert event.path == "d_1"
 
 
@@ -61,5 +71,6 @@ def test_labels_are_injective_over_valid_ids() -> None:
 
 def test_evolve_builds_the_node() -> None:
     [event] = decide_create(None, create(), DEFAULT_NODE_KINDS)
-    assert evolve(None, event, 1) == Node("sanxi", "jintang", "township", "三溪镇",
-                                          "jintang.sanxi", 1)
+    assert evolve(None, event, 1) == Node(
+        "sanxi", "jintang", "township", "三溪镇", "jintang.sanxi", 1
+    )
