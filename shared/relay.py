@@ -28,8 +28,11 @@ from shared.metrics import RELAY_BACKLOG, RELAY_LAG, RELAY_PUBLISHED
 
 log = logging.getLogger(__name__)
 
+# `data` stays text: it is embedded in the message as is, never parsed and re-encoded.
+RELAY_COLUMNS = COLUMNS.replace(", data", ", data::text AS data")
+
 FETCH_VISIBLE = f"""
-SELECT {COLUMNS} FROM events
+SELECT {RELAY_COLUMNS} FROM events
 WHERE (tx_id, position) > ($1::xid8, $2::bigint)
   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY tx_id, position
@@ -39,6 +42,7 @@ LIMIT $3
 
 def message_value(row: asyncpg.Record) -> bytes:
     """The envelope's JSON form, straight from the stored row."""
+    data = row["data"]
     return orjson.dumps(
         {
             "event_id": row["event_id"],
@@ -53,7 +57,7 @@ def message_value(row: asyncpg.Record) -> bytes:
             "actor": row["actor"],
             "correlation_id": row["correlation_id"],
             "causation_id": row["causation_id"],
-            "data": row["data"],
+            "data": orjson.Fragment(data) if isinstance(data, str) else data,
         },
         default=str,  # asyncpg's own UUID type
     )
@@ -78,8 +82,11 @@ class OutboxRelay:
         self.topic = topic
         self.name = name
         self.batch_size = batch_size
+        self._checkpoint: tuple[int, int] | None = None  # cached: one relay per store
 
     async def checkpoint(self, conn: Any) -> tuple[int, int]:
+        if self._checkpoint is not None:
+            return self._checkpoint
         row = await conn.fetchrow(
             "SELECT tx_id AS tx, position FROM relay_checkpoints WHERE relay = $1",
             self.name,
@@ -118,6 +125,7 @@ class OutboxRelay:
             last["position"],
             len(rows),
         )
+        self._checkpoint = (int(last["tx_id"]), int(last["position"]))
 
     async def step(self) -> int:
         """Publish one batch; returns how many events went out."""
