@@ -21,6 +21,7 @@ from shared.contracts.published import decode
 from shared.envelope import Envelope
 from shared.eventstore import (
     CommandContext,
+    ConcurrencyError,
     DuplicateCommand,
     PendingEvent,
     append,
@@ -99,6 +100,11 @@ async def execute(
             return await _replay(
                 conn, aggregate, stream_id, await command_result(conn, ctx.command_id or "")
             )
+        except ConcurrencyError:
+            # a concurrent retry of this very command won the race: answer with its result
+            if ctx.command_id and (prior := await command_result(conn, ctx.command_id)):
+                return await _replay(conn, aggregate, stream_id, prior)
+            raise
         new_state = aggregate.fold(stored, state)
         return Outcome(new_state, stored[-1].version, stored)
 

@@ -141,6 +141,15 @@ class EventConsumer:
     # -- applying ------------------------------------------------------------------------
     async def process(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
+            # The row lock serialises a zombie member and the partition's new owner during a
+            # rebalance; the row is created first so that there is something to lock.
+            await conn.execute(
+                "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)"
+                " VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                self.name,
+                tp.topic,
+                tp.partition,
+            )
             stored = await conn.fetchval(
                 "SELECT next_offset FROM consumer_offsets"
                 " WHERE consumer = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
@@ -148,7 +157,7 @@ class EventConsumer:
                 tp.topic,
                 tp.partition,
             )
-            records = [r for r in records if stored is None or r.offset >= stored]
+            records = [r for r in records if r.offset >= stored]
             if not records:
                 return
             fresh, parked = self._decode(records)

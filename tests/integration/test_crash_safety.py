@@ -165,3 +165,33 @@ async def test_poison_events_are_parked_and_later_events_still_apply(
     assert [r["stream_id"] for r in parked] == ["n-2", "n-3"]
     assert "TotallyUnknownHappened" in parked[0]["error"]
     assert "path" in parked[1]["error"]
+
+
+async def test_two_members_of_one_group_share_partitions_and_apply_each_event_once(
+    infra: Infra, pool: Any, topic: str, producer: Any, applied_table: None
+) -> None:
+    for i in range(90):
+        await append_next(pool, f"s-{i % 9}")
+    await OutboxRelay(pool, producer, topic).drain()
+    name = unique("c")
+    members = [
+        EventConsumer(
+            pool, infra.kafka_bootstrap, [topic], record_applied, name=name, max_records=7
+        )
+        for _ in range(2)
+    ]
+    for m in members:
+        await m.start()
+    try:
+
+        async def all_read() -> bool:
+            for m in members:
+                await m.poll_once(timeout_ms=50)
+            return await pool.fetchval("SELECT sum(next_offset) FROM consumer_offsets") == 90
+
+        await eventually(all_read)
+    finally:
+        for m in members:
+            await m.stop()
+    rows = await applied_rows(pool)
+    assert len(rows) == 90 and len(set(rows)) == 90

@@ -99,3 +99,23 @@ async def test_relay_resumes_from_its_checkpoint(
     assert await OutboxRelay(pool, producer, topic).drain() == 1
     published = await read_topic(infra.kafka_bootstrap, topic, expected=4)
     assert [e.version for e in published] == [1, 2, 3, 4]
+
+
+async def test_two_relays_on_one_store_publish_each_event_once(
+    infra: Infra, pool: Any, topic: str, producer: Any
+) -> None:
+    """Only the holder of the store's relay lock publishes; the other waits."""
+    relays = [OutboxRelay(pool, producer, topic, name="shared-relay") for _ in range(2)]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(r.run(stop, poll_interval=0.005)) for r in relays]
+    for i in range(60):
+        await append_next(pool, f"s-{i % 5}")
+
+    async def caught_up() -> bool:
+        return await relays[0].backlog() == 0
+
+    await eventually(caught_up)
+    stop.set()
+    await asyncio.gather(*tasks)
+    published = await read_topic(infra.kafka_bootstrap, topic, expected=60)
+    assert len(published) == 60
