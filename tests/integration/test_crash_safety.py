@@ -44,12 +44,22 @@ async def applied_rows(pool: Any) -> list[tuple[str, int]]:
     return [(r["stream_id"], r["version"]) for r in rows]
 
 
-async def consume_until(consumer: EventConsumer, check: Any, timeout: float = 30) -> None:
-    async def step() -> Any:
-        await consumer.poll_once(timeout_ms=100)
-        return await check()
+async def consume_through(pool: Any, offsets: int, *consumers: EventConsumer) -> None:
+    """Start the consumers and poll them until the stored offsets add up to `offsets`."""
+    for c in consumers:
+        await c.start()
+    try:
 
-    await eventually(step, timeout=timeout)
+        async def done() -> bool:
+            for c in consumers:
+                await c.poll_once(timeout_ms=50)
+            stored = await pool.fetchval("SELECT sum(next_offset) FROM consumer_offsets")
+            return bool(stored == offsets)
+
+        await eventually(done)
+    finally:
+        for c in consumers:
+            await c.stop()
 
 
 @pytest.fixture
@@ -68,16 +78,7 @@ async def test_relay_killed_after_publish_before_checkpoint_applies_each_event_o
     assert await OutboxRelay(pool, producer, topic).drain() == 5  # published again
 
     consumer = EventConsumer(pool, infra.kafka_bootstrap, [topic], record_applied, name=unique("c"))
-    await consumer.start()
-    try:
-
-        async def ten_read() -> bool:
-            n = await pool.fetchval("SELECT sum(next_offset) FROM consumer_offsets")
-            return n == 10
-
-        await consume_until(consumer, ten_read)
-    finally:
-        await consumer.stop()
+    await consume_through(pool, 10, consumer)
     expected = [("s-1", 1), ("s-1", 2), ("s-2", 1), ("s-3", 1), ("s-3", 2)]
     assert await applied_rows(pool) == expected
 
@@ -110,15 +111,7 @@ async def test_consumer_killed_after_db_commit_before_kafka_commit_counts_nothin
     assert before, "the first consumer committed its batch to the database"
 
     restarted = EventConsumer(pool, infra.kafka_bootstrap, [topic], record_applied, name=name)
-    await restarted.start()
-    try:
-
-        async def all_read() -> bool:
-            return await pool.fetchval("SELECT sum(next_offset) FROM consumer_offsets") == 30
-
-        await consume_until(restarted, all_read)
-    finally:
-        await restarted.stop()
+    await consume_through(pool, 30, restarted)
     rows = await applied_rows(pool)
     assert len(rows) == 30 and len(set(rows)) == 30
 
@@ -148,15 +141,7 @@ async def test_poison_events_are_parked_and_later_events_still_apply(
     consumer = EventConsumer(
         pool, infra.kafka_bootstrap, [topic], Projection(places.HANDLERS), name=unique("c")
     )
-    await consumer.start()
-    try:
-
-        async def settled() -> bool:
-            return await pool.fetchval("SELECT sum(next_offset) FROM consumer_offsets") == 4
-
-        await consume_until(consumer, settled)
-    finally:
-        await consumer.stop()
+    await consume_through(pool, 4, consumer)
     assert [r["id"] for r in await pool.fetch("SELECT id FROM places ORDER BY id")] == [
         "n-1",
         "n-4",
@@ -180,18 +165,6 @@ async def test_two_members_of_one_group_share_partitions_and_apply_each_event_on
         )
         for _ in range(2)
     ]
-    for m in members:
-        await m.start()
-    try:
-
-        async def all_read() -> bool:
-            for m in members:
-                await m.poll_once(timeout_ms=50)
-            return await pool.fetchval("SELECT sum(next_offset) FROM consumer_offsets") == 90
-
-        await eventually(all_read)
-    finally:
-        for m in members:
-            await m.stop()
+    await consume_through(pool, 90, *members)
     rows = await applied_rows(pool)
     assert len(rows) == 90 and len(set(rows)) == 90
