@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.registry.api import nodes
+from services.registry.api import ROUTERS
 from services.registry.config import RegistrySettings
 from shared import logs
 from shared.contracts import registry
@@ -17,7 +17,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     return build_app(
         settings,
         title="Registry",
-        routers=[nodes],
+        routers=ROUTERS,
         parts=service_parts(settings, publishes=registry.TOPIC),
         description="Places, households, people, responsible parties and chains.",
     )

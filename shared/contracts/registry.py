@@ -1,16 +1,30 @@
-"""Events published by the registry on `registry.events`: places, people, parties, chains."""
+"""Events published by the registry on `registry.events`: places, people, parties, chains.
+
+Clear PII (names of residents, document numbers, phone numbers) never appears here: persons
+carry masked values and `id_hmac`, the keyed HMAC of the normalised document number, so a
+service holding the key can recognise a document without ever holding it.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import Catalog, EventPayload
 
 TOPIC = "registry.events"
 
+Residency = Literal["resident", "temporary", "visitor"]
+DocumentType = Literal["resident_id", "passport", "hk_macao_permit", "taiwan_permit"]
+CoverKind = Literal["node", "person"]
+
+# -- places (区 → 街道/乡镇 → 社区/村 → 网格 → 小区/楼栋 → 单元 → 楼层 → 户) --------
+
 
 class NodeCreated(EventPayload):
-    """A place (区/街道/社区/网格/楼栋/户 …) was added to the tree."""
+    """A place was added to the tree."""
 
     event_type = "NodeCreated"
     schema_version = 1
@@ -22,4 +36,224 @@ class NodeCreated(EventPayload):
     path: str = Field(description="ltree path of labels derived from node ids, root first")
 
 
-CATALOG = Catalog(TOPIC, [NodeCreated])
+class NodeRenamed(EventPayload):
+    event_type = "NodeRenamed"
+
+    node_id: str
+    name: str
+    previous_name: str
+
+
+class NodeMoved(EventPayload):
+    """A place and its whole subtree moved: every path starting with `old_path` now starts
+    with `new_path` instead."""
+
+    event_type = "NodeMoved"
+
+    node_id: str
+    old_parent_id: str
+    new_parent_id: str
+    old_path: str
+    new_path: str
+
+
+class NodeRetired(EventPayload):
+    """A place no longer exists (merged, demolished, entered by mistake); history stays."""
+
+    event_type = "NodeRetired"
+
+    node_id: str
+    reason: str
+
+
+# -- households, people, vehicles ------------------------------------------------------------
+
+
+class HouseholdRegistered(EventPayload):
+    """A household (户). The household is also a place node of kind `household` (same id),
+    created by a `NodeCreated` in the same command."""
+
+    event_type = "HouseholdRegistered"
+
+    household_id: str
+    node_id: str = Field(description="the household's own place node (= household_id)")
+    door_number: str | None = None
+    address: str | None = None
+
+
+class PersonRegistered(EventPayload):
+    """A person joined the roster of a household."""
+
+    event_type = "PersonRegistered"
+
+    person_id: str
+    household_id: str
+    residency: Residency
+    tags: list[str] = Field(
+        default_factory=list, description="特困, 低保, 残疾, 孤寡老人, free tags"
+    )
+    document_type: DocumentType
+    document_masked: str = Field(examples=["110105********1234"])
+    name_masked: str = Field(examples=["张*"])
+    phone_masked: str | None = Field(default=None, examples=["138****5678"])
+    id_hmac: str = Field(description="hex HMAC-SHA256 of the normalised document number")
+    birth_year: int | None = None
+    sex: Literal["male", "female"] | None = None
+
+
+class PersonMoved(EventPayload):
+    event_type = "PersonMoved"
+
+    person_id: str
+    from_household_id: str
+    to_household_id: str
+
+
+class PersonResidencyChanged(EventPayload):
+    event_type = "PersonResidencyChanged"
+
+    person_id: str
+    residency: Residency
+    previous: Residency
+
+
+class PersonTagsChanged(EventPayload):
+    event_type = "PersonTagsChanged"
+
+    person_id: str
+    tags: list[str] = Field(description="the full set after the change")
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+
+
+class PersonContactChanged(EventPayload):
+    """Name or phone corrected; the clear values changed in the PII store."""
+
+    event_type = "PersonContactChanged"
+
+    person_id: str
+    name_masked: str
+    phone_masked: str | None = None
+
+
+class PersonVoided(EventPayload):
+    """The registration was a mistake (duplicate, wrong person); every read model drops it."""
+
+    event_type = "PersonVoided"
+
+    person_id: str
+    reason: str
+
+
+class VehicleRegistered(EventPayload):
+    event_type = "VehicleRegistered"
+
+    vehicle_id: str
+    household_id: str
+    plate: str = Field(examples=["吉A12345"])
+
+
+# -- responsible parties and chains (包保) ----------------------------------------------------
+
+
+class PartyRegistered(EventPayload):
+    """Someone who answers for places or people: a cadre, a department, a police station, a
+    medic. `sub` links the party to a login."""
+
+    event_type = "PartyRegistered"
+
+    party_id: str
+    kind: Literal["person", "unit"]
+    name: str = Field(description="the party's public name or title (a unit, or an official)")
+    role: str
+    node_id: str | None = Field(default=None, description="where the party belongs")
+    phone_masked: str | None = None
+    sub: str | None = None
+
+
+class ChainTier(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    level: int = Field(ge=1, description="1 is the top of the chain")
+    name: str = Field(examples=["领导包片"])
+    party_role: str = Field(examples=["leader"])
+    covers: CoverKind = "node"
+    node_kinds: list[str] = Field(
+        default_factory=list, description="kinds of node this tier covers (empty for persons)"
+    )
+
+
+class ChainTemplateDefined(EventPayload):
+    event_type = "ChainTemplateDefined"
+
+    template_id: str
+    name: str
+    tiers: list[ChainTier]
+
+
+class ChainInstanceStarted(EventPayload):
+    """A template applied to a root node for a period (普阳街道 uses baobao-4)."""
+
+    event_type = "ChainInstanceStarted"
+
+    instance_id: str
+    template_id: str
+    root_node_id: str
+    valid_from: date
+    valid_to: date | None = None
+
+
+class ChainInstanceEnded(EventPayload):
+    event_type = "ChainInstanceEnded"
+
+    instance_id: str
+    valid_to: date
+    reason: str
+
+
+class PartyAssigned(EventPayload):
+    """A party answers for a node or a person at a tier of a chain instance (多对一 allowed)."""
+
+    event_type = "PartyAssigned"
+
+    assignment_id: str
+    instance_id: str
+    level: int
+    party_id: str
+    target_type: CoverKind
+    target_id: str
+    valid_from: date
+    valid_to: date | None = None
+
+
+class AssignmentEnded(EventPayload):
+    event_type = "AssignmentEnded"
+
+    assignment_id: str
+    valid_to: date
+    reason: str
+
+
+CATALOG = Catalog(
+    TOPIC,
+    [
+        NodeCreated,
+        NodeRenamed,
+        NodeMoved,
+        NodeRetired,
+        HouseholdRegistered,
+        PersonRegistered,
+        PersonMoved,
+        PersonResidencyChanged,
+        PersonTagsChanged,
+        PersonContactChanged,
+        PersonVoided,
+        VehicleRegistered,
+        PartyRegistered,
+        ChainTemplateDefined,
+        ChainInstanceStarted,
+        ChainInstanceEnded,
+        PartyAssigned,
+        AssignmentEnded,
+    ],
+)

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from services.registry import handlers
-from services.registry.commands import NodeCreate, NodeOut
+from services.registry.commands.places import NodeCreate, NodeOut
+from services.registry.handlers import places as handlers
 from shared.auth import Principal, Role, check_scope, ltree_covers, require
 from shared.problems import Problem
 from shared.requests import command_context, etag

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.registry import domain
-from services.registry.domain import CreateNode, Node
+from services.registry.domain import places as domain
+from services.registry.domain.places import CreateNode, Node
 from shared.commands import Aggregate, Outcome, execute
 from shared.envelope import Envelope, utc_now
 from shared.eventstore import CommandContext

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.registry.config import DEFAULT_NODE_KINDS
-from services.registry.domain import CreateNode, Node, decide_create, evolve, label_of
+from services.registry.domain.places import CreateNode, Node, decide_create, evolve, label_of
 from shared.contracts.registry import NodeCreated
 from shared.errors import DomainError, Refusal
 

@@ -1,0 +1,9 @@
+"""The registry's HTTP routers, one module per resource family."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.registry.api.places import nodes
+
+ROUTERS: list[APIRouter] = [nodes]
