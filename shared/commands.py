@@ -67,7 +67,8 @@ async def execute(
     aggregate: Aggregate[S],
     stream_id: str,
     *,
-    decide: Callable[[S], list[EventPayload]],
+    decide: Callable[[S], list[EventPayload]] | None = None,
+    prepare: Callable[[Any], Awaitable[Callable[[S], list[EventPayload]]]] | None = None,
     ctx: CommandContext,
     occurred_at: datetime,
     node_id: str | None = None,
@@ -84,7 +85,11 @@ async def execute(
                 if expected_version is not None and expected_version != version:
                     raise PreconditionFailed(stream_id, version)
                 state = aggregate.fold(history)
-                payloads = decide(state)
+                # `prepare` reads what the decision needs inside the transaction (and may take
+                # advisory locks: they are not writes, so the append stays the first write)
+                decision = await prepare(conn) if prepare is not None else decide
+                assert decision is not None, "execute needs decide or prepare"
+                payloads = decision(state)
                 if not payloads:
                     return Outcome(state, version, [])
                 pending = [

@@ -23,6 +23,10 @@ class Stack:
     reporting: httpx.AsyncClient
     settings: ServiceSettings
 
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.settings.kafka_bootstrap
+
     def token(
         self, *roles: str, scope: list[str] | None = None, ttl: int = 600, secret: str | None = None
     ) -> dict[str, str]:

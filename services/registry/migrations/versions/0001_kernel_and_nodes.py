@@ -17,7 +17,8 @@ CREATE TABLE nodes (
     kind        text NOT NULL,
     name        text NOT NULL,
     path        ltree NOT NULL,
-    version     integer NOT NULL
+    version     integer NOT NULL,
+    retired     boolean NOT NULL DEFAULT false
 );
 CREATE INDEX nodes_path_gist ON nodes USING gist (path);
 CREATE INDEX nodes_parent_idx ON nodes (parent_id);
