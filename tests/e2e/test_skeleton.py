@@ -16,14 +16,8 @@ async def test_node_created_on_registry_is_summarised_by_reporting(stack: Stack)
         headers=admin,
     )
     assert root.status_code == 201, root.text
-    assert root.json() == {
-        "id": "jintang",
-        "parent_id": None,
-        "kind": "district",
-        "name": "金堂县",
-        "path": "jintang",
-        "version": 1,
-    }
+    assert root.json() == {"id": "jintang", "parent_id": None, "kind": "district",
+                           "name": "金堂县", "path": "jintang", "version": 1, "retired": False}
     assert root.headers["etag"] == '"1"'
     child = await stack.registry.post(
         "/v1/nodes",
