@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.registry.pii import DEV_PII_KEYS
 from shared.settings import ServiceSettings
 
 DEFAULT_NODE_KINDS = (
@@ -31,3 +33,10 @@ class RegistrySettings(ServiceSettings):
     service: str = "registry"
     port: int = 8001
     node_kinds: tuple[str, ...] = DEFAULT_NODE_KINDS
+    pii_keys: str = Field(
+        DEV_PII_KEYS,
+        description="AES-256-GCM key ring `kid:base64,...`; the first key encrypts",
+        repr=False,
+    )
+    # who may see clear names, document numbers and phones (each read is logged)
+    pii_readers: tuple[str, ...] = ("admin", "registrar", "grid_worker", "medic")

@@ -6,7 +6,9 @@ from fastapi import FastAPI
 
 from services.registry.api import ROUTERS
 from services.registry.config import RegistrySettings
-from shared import logs
+from services.registry.handlers.people import Keys
+from services.registry.pii import PiiCipher
+from shared import identity, logs
 from shared.contracts import registry
 from shared.http import build_app
 from shared.runtime import service_parts
@@ -14,13 +16,15 @@ from shared.runtime import service_parts
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     settings = settings or RegistrySettings()
-    return build_app(
+    app = build_app(
         settings,
         title="Registry",
         routers=ROUTERS,
         parts=service_parts(settings, publishes=registry.TOPIC),
         description="Places, households, people, responsible parties and chains.",
     )
+    app.state.keys = Keys(PiiCipher(settings.pii_keys), identity.hmac_key(settings.id_hmac_key))
+    return app
 
 
 def app() -> FastAPI:

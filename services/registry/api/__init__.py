@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.registry.api.people import audit, households, persons, vehicles
 from services.registry.api.places import nodes
 
-ROUTERS: list[APIRouter] = [nodes]
+ROUTERS: list[APIRouter] = [nodes, households, persons, vehicles, audit]

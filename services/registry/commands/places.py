@@ -11,13 +11,15 @@ class NodeCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"id": "sanxi", "parent_id": "jintang", "kind": "township",
-                          "name": "三溪镇"}]
+            "examples": [
+                {"id": "sanxi", "parent_id": "jintang", "kind": "township", "name": "三溪镇"}
+            ]
         },
     )
 
     id: str | None = Field(
-        None, pattern=NODE_ID_PATTERN,
+        None,
+        pattern=NODE_ID_PATTERN,
         description="Client-generated id; retrying with the same id and body is idempotent",
     )
     parent_id: str | None = Field(description="null creates a root (admin only)")
@@ -32,15 +34,17 @@ class NodeRename(BaseModel):
 
 
 class NodeMove(BaseModel):
-    model_config = ConfigDict(extra="forbid",
-                              json_schema_extra={"examples": [{"parent_id": "guancang"}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"parent_id": "guancang"}]}
+    )
 
     parent_id: str = Field(pattern=NODE_ID_PATTERN)
 
 
 class NodeRetire(BaseModel):
-    model_config = ConfigDict(extra="forbid",
-                              json_schema_extra={"examples": [{"reason": "并入第二网格"}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "并入第二网格"}]}
+    )
 
     reason: str = Field(min_length=1, max_length=500)
 

@@ -73,8 +73,9 @@ class RetireNode:
 
 def _existing(state: Node | None, node_id: str = "") -> Node:
     if state is None:
-        raise DomainError("unknown-node", f"node {node_id} does not exist",
-                          refusal=Refusal.NOT_FOUND)
+        raise DomainError(
+            "unknown-node", f"node {node_id} does not exist", refusal=Refusal.NOT_FOUND
+        )
     if state.retired:
         raise DomainError("node-retired", f"node {state.id} is retired", refusal=Refusal.CONFLICT)
     return state
@@ -86,23 +87,32 @@ def decide_create(
     if state is not None:
         if (state.parent_id, state.kind, state.name) == (cmd.parent_id, cmd.kind, cmd.name):
             return []  # the same creation again: nothing new happened
-        raise DomainError("node-exists", f"node {cmd.node_id} already exists",
-                          refusal=Refusal.CONFLICT, field="id")
+        raise DomainError(
+            "node-exists",
+            f"node {cmd.node_id} already exists",
+            refusal=Refusal.CONFLICT,
+            field="id",
+        )
     if not NODE_ID.match(cmd.node_id):
         raise DomainError("invalid-id", "id must be 1-63 letters, digits or dashes", field="id")
     if cmd.kind not in kinds:
         raise DomainError("unknown-kind", f"kind must be one of {', '.join(kinds)}", field="kind")
     if cmd.parent_id is not None:
         if cmd.parent is None:
-            raise DomainError("unknown-parent", f"parent {cmd.parent_id} does not exist",
-                              field="parent_id")
+            raise DomainError(
+                "unknown-parent", f"parent {cmd.parent_id} does not exist", field="parent_id"
+            )
         if cmd.parent.retired:
-            raise DomainError("parent-retired", f"parent {cmd.parent_id} is retired",
-                              field="parent_id")
+            raise DomainError(
+                "parent-retired", f"parent {cmd.parent_id} is retired", field="parent_id"
+            )
     label = label_of(cmd.node_id)
     path = f"{cmd.parent.path}.{label}" if cmd.parent else label
-    return [NodeCreated(node_id=cmd.node_id, parent_id=cmd.parent_id, kind=cmd.kind,
-                        name=cmd.name, path=path)]
+    return [
+        NodeCreated(
+            node_id=cmd.node_id, parent_id=cmd.parent_id, kind=cmd.kind, name=cmd.name, path=path
+        )
+    ]
 
 
 def decide_rename(state: Node | None, cmd: RenameNode) -> list[EventPayload]:
@@ -124,12 +134,21 @@ def decide_move(state: Node | None, cmd: MoveNode) -> list[EventPayload]:
     if target.id == node.parent_id:
         return []
     if target.path == cmd.node_path or target.path.startswith(cmd.node_path + "."):
-        raise DomainError("move-into-own-subtree",
-                          f"{target.id} lies under {node.id}; a place cannot move under itself",
-                          field="parent_id")
+        raise DomainError(
+            "move-into-own-subtree",
+            f"{target.id} lies under {node.id}; a place cannot move under itself",
+            field="parent_id",
+        )
     new_path = f"{target.path}.{label_of(node.id)}"
-    return [NodeMoved(node_id=node.id, old_parent_id=node.parent_id, new_parent_id=target.id,
-                      old_path=cmd.node_path, new_path=new_path)]
+    return [
+        NodeMoved(
+            node_id=node.id,
+            old_parent_id=node.parent_id,
+            new_parent_id=target.id,
+            old_path=cmd.node_path,
+            new_path=new_path,
+        )
+    ]
 
 
 def decide_retire(state: Node | None, cmd: RetireNode) -> list[EventPayload]:
@@ -137,22 +156,25 @@ def decide_retire(state: Node | None, cmd: RetireNode) -> list[EventPayload]:
         return []
     node = _existing(state)
     if cmd.active_children:
-        raise DomainError("node-has-children",
-                          f"node {node.id} still has {cmd.active_children} active children; "
-                          "move or retire them first", refusal=Refusal.CONFLICT)
+        raise DomainError(
+            "node-has-children",
+            f"node {node.id} still has {cmd.active_children} active children; "
+            "move or retire them first",
+            refusal=Refusal.CONFLICT,
+        )
     return [NodeRetired(node_id=node.id, reason=cmd.reason)]
 
 
 def evolve(state: Node | None, event: EventPayload, version: int) -> Node | None:
     match event:
         case NodeCreated():
-            return Node(event.node_id, event.parent_id, event.kind, event.name, event.path,
-                        version)
+            return Node(event.node_id, event.parent_id, event.kind, event.name, event.path, version)
         case NodeRenamed() if state is not None:
             return replace(state, name=event.name, version=version)
         case NodeMoved() if state is not None:
-            return replace(state, parent_id=event.new_parent_id, path=event.new_path,
-                           version=version)
+            return replace(
+                state, parent_id=event.new_parent_id, path=event.new_path, version=version
+            )
         case NodeRetired() if state is not None:
             return replace(state, retired=True, version=version)
     return state if state is None else replace(state, version=version)
@@ -163,5 +185,5 @@ def moved_path(path: str, old_prefix: str, new_prefix: str) -> str:
     if path == old_prefix:
         return new_prefix
     if path.startswith(old_prefix + "."):
-        return new_prefix + path[len(old_prefix):]
+        return new_prefix + path[len(old_prefix) :]
     return path

@@ -57,24 +57,43 @@ def new_node_id(body_id: str | None, ctx: CommandContext) -> str:
 
 
 async def create_node(
-    pool: Any, node_id: str, parent_id: str | None, kind: str, name: str,
-    ctx: CommandContext, kinds: tuple[str, ...],
+    pool: Any,
+    node_id: str,
+    parent_id: str | None,
+    kind: str,
+    name: str,
+    ctx: CommandContext,
+    kinds: tuple[str, ...],
 ) -> Outcome[Node | None]:
     async def prepare(conn: Any) -> Decision:
         await lock_tree(conn)
         cmd = CreateNode(node_id, parent_id, kind, name, await parent_of(conn, parent_id))
         return lambda state: domain.decide_create(state, cmd, kinds)
 
-    return await execute(pool, NODE, node_id, prepare=prepare, ctx=ctx, occurred_at=utc_now(),
-                         node_id=node_id, project=project_nodes)
+    return await execute(
+        pool,
+        NODE,
+        node_id,
+        prepare=prepare,
+        ctx=ctx,
+        occurred_at=utc_now(),
+        node_id=node_id,
+        project=project_nodes,
+    )
 
 
 async def rename_node(
     pool: Any, node_id: str, name: str, ctx: CommandContext, expected: int | None
 ) -> Outcome[Node | None]:
     return await execute(
-        pool, NODE, node_id, decide=lambda s: domain.decide_rename(s, RenameNode(name)),
-        ctx=ctx, occurred_at=utc_now(), node_id=node_id, expected_version=expected,
+        pool,
+        NODE,
+        node_id,
+        decide=lambda s: domain.decide_rename(s, RenameNode(name)),
+        ctx=ctx,
+        occurred_at=utc_now(),
+        node_id=node_id,
+        expected_version=expected,
         project=project_nodes,
     )
 
@@ -88,8 +107,17 @@ async def move_node(
         cmd = MoveNode(here.path if here else "", await parent_of(conn, parent_id))
         return lambda state: domain.decide_move(state, cmd)
 
-    return await execute(pool, NODE, node_id, prepare=prepare, ctx=ctx, occurred_at=utc_now(),
-                         node_id=node_id, expected_version=expected, project=project_nodes)
+    return await execute(
+        pool,
+        NODE,
+        node_id,
+        prepare=prepare,
+        ctx=ctx,
+        occurred_at=utc_now(),
+        node_id=node_id,
+        expected_version=expected,
+        project=project_nodes,
+    )
 
 
 async def retire_node(
@@ -102,8 +130,17 @@ async def retire_node(
         )
         return lambda state: domain.decide_retire(state, RetireNode(reason, children))
 
-    return await execute(pool, NODE, node_id, prepare=prepare, ctx=ctx, occurred_at=utc_now(),
-                         node_id=node_id, expected_version=expected, project=project_nodes)
+    return await execute(
+        pool,
+        NODE,
+        node_id,
+        prepare=prepare,
+        ctx=ctx,
+        occurred_at=utc_now(),
+        node_id=node_id,
+        expected_version=expected,
+        project=project_nodes,
+    )
 
 
 async def project_nodes(conn: Any, events: list[Envelope]) -> None:
@@ -115,18 +152,34 @@ async def project_nodes(conn: Any, events: list[Envelope]) -> None:
                 await conn.execute(
                     "INSERT INTO nodes (id, parent_id, kind, name, path, version)"
                     " VALUES ($1, $2, $3, $4, $5::ltree, $6)",
-                    d["node_id"], d["parent_id"], d["kind"], d["name"], d["path"], env.version,
+                    d["node_id"],
+                    d["parent_id"],
+                    d["kind"],
+                    d["name"],
+                    d["path"],
+                    env.version,
                 )
             case "NodeRenamed":
-                await conn.execute("UPDATE nodes SET name = $2, version = $3 WHERE id = $1",
-                                   d["node_id"], d["name"], env.version)
+                await conn.execute(
+                    "UPDATE nodes SET name = $2, version = $3 WHERE id = $1",
+                    d["node_id"],
+                    d["name"],
+                    env.version,
+                )
             case "NodeMoved":
                 await conn.execute(MOVE_NODES, d["old_path"], d["new_path"])
-                await conn.execute("UPDATE nodes SET parent_id = $2, version = $3 WHERE id = $1",
-                                   d["node_id"], d["new_parent_id"], env.version)
+                await conn.execute(
+                    "UPDATE nodes SET parent_id = $2, version = $3 WHERE id = $1",
+                    d["node_id"],
+                    d["new_parent_id"],
+                    env.version,
+                )
             case "NodeRetired":
-                await conn.execute("UPDATE nodes SET retired = true, version = $2 WHERE id = $1",
-                                   d["node_id"], env.version)
+                await conn.execute(
+                    "UPDATE nodes SET retired = true, version = $2 WHERE id = $1",
+                    d["node_id"],
+                    env.version,
+                )
 
 
 NODE_COLUMNS = "id, parent_id, kind, name, path::text AS path, version, retired"
@@ -138,8 +191,15 @@ async def get_node(conn: Any, node_id: str) -> Node | None:
 
 
 async def list_nodes(
-    conn: Any, *, under: Node, depth: int | None, kind: str | None, include_retired: bool,
-    after: str | None, limit: int, scope: tuple[str, ...] | None,
+    conn: Any,
+    *,
+    under: Node,
+    depth: int | None,
+    kind: str | None,
+    include_retired: bool,
+    after: str | None,
+    limit: int,
+    scope: tuple[str, ...] | None,
 ) -> list[Node]:
     """Nodes strictly under `under` (at `depth` levels below it, if given), ordered by id.
 
@@ -158,7 +218,13 @@ async def list_nodes(
         ORDER BY n.id
         LIMIT $7
         """,
-        under.path, under.id, depth, kind, include_retired, after, limit,
+        under.path,
+        under.id,
+        depth,
+        kind,
+        include_retired,
+        after,
+        limit,
         list(scope) if scope is not None else None,
     )
     return [Node(**dict(r)) for r in rows]
