@@ -41,7 +41,7 @@ test: deps infra
 
 lint: deps
 	@$(UV) run ruff check shared services tests bench deploy
-	@$(UV) run mypy shared services/registry/domain.py
+	@$(UV) run mypy shared services/registry/domain
 
 bench: deps infra
 	@.venv/bin/python -m bench.relay

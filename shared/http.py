@@ -27,17 +27,25 @@ Part = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 class BodyLimit:
     """413 for bodies over the limit, whether announced by Content-Length or streamed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}  # path prefix -> limit, for uploads such as rosters
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.larger.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._reject(scope, receive, send, max_bytes)
             return
         seen = 0
 
@@ -46,21 +54,21 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     raise _TooLarge()
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._reject(scope, receive, send)
+            await self._reject(scope, receive, send, max_bytes)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = problems.problem_response(
             413,
             "payload-too-large",
             "Payload too large",
-            f"request body exceeds {self.max_bytes} bytes",
+            f"request body exceeds {max_bytes} bytes",
         )
         await response(scope, receive, send)
 
@@ -95,6 +103,7 @@ def build_app(
     routers: Sequence[APIRouter],
     parts: Sequence[Part] = (),
     description: str = "",
+    body_limits: dict[str, int] | None = None,
 ) -> FastAPI:
     """Assemble a service: `parts` are lifespan pieces (pool, relay, consumers) run in order."""
 
@@ -130,7 +139,7 @@ def build_app(
         response.headers["X-Correlation-ID"] = cid
         return response
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=body_limits)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

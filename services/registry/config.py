@@ -33,6 +33,7 @@ class RegistrySettings(ServiceSettings):
     service: str = "registry"
     port: int = 8001
     node_kinds: tuple[str, ...] = DEFAULT_NODE_KINDS
+    max_import_bytes: int = 512 * 1024 * 1024
     pii_keys: str = Field(
         DEV_PII_KEYS,
         description="AES-256-GCM key ring `kid:base64,...`; the first key encrypts",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.registry.api import ROUTERS
+from services.registry.api.chains import builtin_templates
 from services.registry.config import RegistrySettings
 from services.registry.handlers.people import Keys
 from services.registry.pii import PiiCipher
@@ -20,8 +21,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings,
         title="Registry",
         routers=ROUTERS,
-        parts=service_parts(settings, publishes=registry.TOPIC),
+        parts=[*service_parts(settings, publishes=registry.TOPIC), builtin_templates],
         description="Places, households, people, responsible parties and chains.",
+        body_limits={"/v1/imports/": settings.max_import_bytes},
     )
     app.state.keys = Keys(PiiCipher(settings.pii_keys), identity.hmac_key(settings.id_hmac_key))
     return app

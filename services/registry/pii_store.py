@@ -13,7 +13,7 @@ from typing import Any
 from services.registry.pii import PiiCipher
 
 
-def _aad(owner_id: str, field: str) -> bytes:
+def aad(owner_id: str, field: str) -> bytes:
     return f"{owner_id}:{field}".encode()
 
 
@@ -27,7 +27,7 @@ async def store(
                 "DELETE FROM pii WHERE owner_id = $1 AND field = $2", owner_id, field
             )
             continue
-        key_id, blob = cipher.encrypt(value, _aad(owner_id, field))
+        key_id, blob = cipher.encrypt(value, aad(owner_id, field))
         await conn.execute(
             """
             INSERT INTO pii (owner_id, field, key_id, ciphertext) VALUES ($1, $2, $3, $4)
@@ -56,7 +56,7 @@ async def reveal(
         "SELECT field, key_id, ciphertext FROM pii WHERE owner_id = $1 ORDER BY field", owner_id
     )
     clear = {
-        r["field"]: cipher.decrypt(r["key_id"], r["ciphertext"], _aad(owner_id, r["field"]))
+        r["field"]: cipher.decrypt(r["key_id"], r["ciphertext"], aad(owner_id, r["field"]))
         for r in rows
     }
     await conn.execute(
@@ -85,7 +85,7 @@ async def rotate(pool: Any, cipher: PiiCipher, batch: int = 1000) -> int:
             )
             for r in rows:
                 key_id, blob = cipher.rotate(
-                    r["key_id"], r["ciphertext"], _aad(r["owner_id"], r["field"])
+                    r["key_id"], r["ciphertext"], aad(r["owner_id"], r["field"])
                 )
                 await conn.execute(
                     "UPDATE pii SET key_id = $3, ciphertext = $4, updated_at = now()"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.registry.api.chains import ROUTERS as CHAIN_ROUTERS
+from services.registry.api.imports import imports
 from services.registry.api.people import audit, households, persons, vehicles
 from services.registry.api.places import nodes
 
-ROUTERS: list[APIRouter] = [nodes, households, persons, vehicles, audit]
+ROUTERS: list[APIRouter] = [nodes, households, persons, vehicles, audit, imports, *CHAIN_ROUTERS]
