@@ -386,13 +386,6 @@ async def test_unknown_ids_are_404(chains: Stack, path: str) -> None:
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
 
 
-async def test_no_phone_number_is_accepted_for_a_party(chains: Stack) -> None:
-    await build(chains, assignments=False)
-    body = {"kind": "person", "name": "张三", "role": "medic", "phone": "13800000000"}
-    r = await post(chains, "/v1/parties", body)
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.phone"
-
-
 async def test_concurrent_overlapping_assignments_leave_one(chains: Stack) -> None:
     """Two writers racing on one binding: the table's exclusion constraint stops the second,
     whose decision then runs again on what the first committed."""
@@ -412,3 +405,13 @@ async def test_concurrent_overlapping_assignments_leave_one(chains: Stack) -> No
 
 async def test_person_lookup_is_guarded_until_the_people_tables_exist(pool: Any) -> None:
     assert await person_facts(pool, "per-1") is None
+
+
+async def test_a_partys_phone_is_kept_encrypted_and_only_masked_in_answers(stack: Stack) -> None:
+    r = await stack.registry.post("/v1/parties", headers=stack.token("admin"), json={
+        "kind": "person", "name": "王医生", "role": "medic", "phone": "13912345678"})
+    assert r.status_code == 201, r.text
+    assert r.json()["phone_masked"] == "139****5678" and "13912345678" not in r.text
+    bad = await stack.registry.post("/v1/parties", headers=stack.token("admin"), json={
+        "kind": "person", "name": "李医生", "role": "medic", "phone": "12345"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.phone"

@@ -232,6 +232,8 @@ async def register_party(
         body.node_id,
         body.sub,
         ctx,
+        phone=body.phone,
+        cipher=request.app.state.keys.cipher,
     )
     return _party_out(outcome.state, response)
 

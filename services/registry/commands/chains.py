@@ -156,6 +156,9 @@ class PartyCreate(BaseModel):
     )
     role: str = Field(min_length=1, max_length=40, examples=["medic"])
     node_id: Ref | None = Field(None, description="where the party belongs")
+    phone: str | None = Field(
+        None, max_length=30, description="contact phone; stored encrypted, masked elsewhere"
+    )
     sub: str | None = Field(
         None, min_length=1, max_length=200, description="the login (token `sub`) of this party"
     )
@@ -169,6 +172,7 @@ class PartyOut(BaseModel):
     node_id: str | None
     sub: str | None
     version: int
+    phone_masked: str | None = None
 
 
 # -- assignments -------------------------------------------------------------------------------

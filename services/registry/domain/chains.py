@@ -69,6 +69,7 @@ class Party:
     node_id: str | None
     sub: str | None
     version: int
+    phone_masked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class RegisterParty:
     node_id: str | None
     sub: str | None
     node: NodeFacts | None  # the party's node, looked up by the handler
+    phone_masked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -242,8 +244,8 @@ BUILTIN_TEMPLATES: tuple[DefineTemplate, ...] = (BAOBAO_4, BAOBAO_6)
 
 def decide_register_party(state: Party | None, cmd: RegisterParty) -> list[EventPayload]:
     if state is not None:
-        same = (state.kind, state.name, state.role, state.node_id, state.sub)
-        if same == (cmd.kind, cmd.name, cmd.role, cmd.node_id, cmd.sub):
+        same = (state.kind, state.name, state.role, state.node_id, state.sub, state.phone_masked)
+        if same == (cmd.kind, cmd.name, cmd.role, cmd.node_id, cmd.sub, cmd.phone_masked):
             return []
         raise _exists("party", cmd.party_id)
     _check_id(cmd.party_id)
@@ -258,6 +260,7 @@ def decide_register_party(state: Party | None, cmd: RegisterParty) -> list[Event
             role=cmd.role,
             node_id=cmd.node_id,
             sub=cmd.sub,
+            phone_masked=cmd.phone_masked,
         )
     ]
 
@@ -599,6 +602,7 @@ def evolve_party(state: Party | None, event: EventPayload, version: int) -> Part
                 event.node_id,
                 event.sub,
                 version,
+                event.phone_masked,
             )
     return state
 

@@ -95,12 +95,19 @@ def plan_chunk(
                 node_id = place_id(parent_id, kind, name)
                 path = f"{parent_path}.{label_of(node_id)}"
                 events: list[EventPayload] = [
-                    NodeCreated(node_id=node_id, parent_id=parent_id, kind=kind, name=name,
-                                path=path)
+                    NodeCreated(
+                        node_id=node_id, parent_id=parent_id, kind=kind, name=name, path=path
+                    )
                 ]
                 if kind == "household":
-                    events.append(HouseholdRegistered(household_id=node_id, node_id=node_id,
-                                                      door_number=name, address=row.address))
+                    events.append(
+                        HouseholdRegistered(
+                            household_id=node_id,
+                            node_id=node_id,
+                            door_number=name,
+                            address=row.address,
+                        )
+                    )
                 out.streams.append((node_id, "node", events))
                 known = children[(parent_id, kind, name)] = (node_id, path)
             parent_id, parent_path = known
@@ -109,25 +116,45 @@ def plan_chunk(
     return out
 
 
-def _plan_person(row: ImportRow, household_id: str, holders: dict[str, Holder],
-                 out: Planned) -> RowResult:
+def _plan_person(
+    row: ImportRow, household_id: str, holders: dict[str, Holder], out: Planned
+) -> RowResult:
     i = row.identity
     holder = holders.get(i.id_hmac)
     if holder is not None:
         if holder.household_id == household_id:
             return RowResult(row.row_number, "unchanged", holder.person_id, household_id)
         return RowResult(
-            row.row_number, "error", holder.person_id, household_id, field="身份证号",
+            row.row_number,
+            "error",
+            holder.person_id,
+            household_id,
+            field="身份证号",
             reason=f"document already registered to person {holder.person_id} in household "
             f"{holder.household_id}; move that person instead",
         )
     pid = person_id(i.id_hmac)
-    out.streams.append((pid, "person", [PersonRegistered(
-        person_id=pid, household_id=household_id, residency=row.residency,
-        tags=list(normalise_tags(row.tags)), document_type=i.document_type,
-        document_masked=i.document_masked, name_masked=i.name_masked,
-        phone_masked=i.phone_masked, id_hmac=i.id_hmac, birth_year=i.birth_year, sex=i.sex,
-    )]))
+    out.streams.append(
+        (
+            pid,
+            "person",
+            [
+                PersonRegistered(
+                    person_id=pid,
+                    household_id=household_id,
+                    residency=row.residency,
+                    tags=list(normalise_tags(row.tags)),
+                    document_type=i.document_type,
+                    document_masked=i.document_masked,
+                    name_masked=i.name_masked,
+                    phone_masked=i.phone_masked,
+                    id_hmac=i.id_hmac,
+                    birth_year=i.birth_year,
+                    sex=i.sex,
+                )
+            ],
+        )
+    )
     out.persons[pid] = i.id_hmac
     holders[i.id_hmac] = Holder(pid, household_id)
     return RowResult(row.row_number, "created", pid, household_id)

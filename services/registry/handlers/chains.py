@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from services.registry import pii_store
 from services.registry.domain import chains as domain
 from services.registry.domain.chains import (
     AssignmentFacts,
@@ -29,6 +30,8 @@ from services.registry.domain.chains import (
     RegisterParty,
     StartInstance,
 )
+from services.registry.pii import PiiCipher
+from shared import identity
 from shared.commands import Aggregate, Outcome, execute
 from shared.contracts import EventPayload
 from shared.contracts.registry import ChainTier
@@ -72,10 +75,29 @@ async def register_party(
     node_id: str | None,
     sub: str | None,
     ctx: CommandContext,
+    phone: str | None = None,
+    cipher: PiiCipher | None = None,
 ) -> Outcome[Party | None]:
+    """A party's phone is kept like a resident's: encrypted here, masked in events."""
+    phone = identity.validate_phone(phone) if phone else None
     async with pool.acquire() as conn:
         node = await node_facts(conn, node_id) if node_id else None
-    cmd = RegisterParty(party_id, kind, name, role, node_id, sub, node)
+    cmd = RegisterParty(
+        party_id,
+        kind,
+        name,
+        role,
+        node_id,
+        sub,
+        node,
+        identity.mask_phone(phone) if phone else None,
+    )
+
+    async def project(conn: Any, events: list[Envelope]) -> None:
+        await project_chains(conn, events)
+        if phone and events and cipher is not None:
+            await pii_store.store(conn, cipher, f"party:{party_id}", {"phone": phone})
+
     return await execute(
         pool,
         PARTY,
@@ -84,7 +106,7 @@ async def register_party(
         ctx=ctx,
         occurred_at=utc_now(),
         node_id=node_id,
-        project=project_chains,
+        project=project,
     )
 
 
@@ -256,8 +278,8 @@ def _day(value: str | None) -> date | None:
 async def _party_registered(conn: Any, env: Envelope) -> None:
     d = env.data
     await conn.execute(
-        "INSERT INTO parties (id, kind, name, role, node_id, sub, version)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO parties (id, kind, name, role, node_id, sub, version, phone_masked)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         d["party_id"],
         d["kind"],
         d["name"],
@@ -265,6 +287,7 @@ async def _party_registered(conn: Any, env: Envelope) -> None:
         d.get("node_id"),
         d.get("sub"),
         env.version,
+        d.get("phone_masked"),
     )
 
 
@@ -383,7 +406,9 @@ async def person_facts(conn: Any, person_id: str) -> PersonFacts | None:
 
 async def get_party(conn: Any, party_id: str) -> Party | None:
     row = await conn.fetchrow(
-        "SELECT id, kind, name, role, node_id, sub, version FROM parties WHERE id = $1", party_id
+        "SELECT id, kind, name, role, node_id, sub, version, phone_masked FROM parties"
+        " WHERE id = $1",
+        party_id,
     )
     return Party(**dict(row)) if row else None
 

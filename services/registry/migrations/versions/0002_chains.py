@@ -32,6 +32,7 @@ CREATE TABLE parties (
     role        text NOT NULL,
     node_id     text,
     sub         text,
+    phone_masked text,
     version     integer NOT NULL
 );
 CREATE INDEX parties_node_idx ON parties (node_id);
