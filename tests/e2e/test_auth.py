@@ -78,7 +78,7 @@ ACCESS = [
     Call("registry", "GET", "/v1/pii-access-log", "/v1/pii-access-log", AUDITORS),
     Call("registry", "POST", "/v1/imports/households", "/v1/imports/households", WRITERS,
          params={"parent_id": "comm"},
-         content="门牌号,姓名,身份证号\n101,王五,{}\n".format(WANG).encode()),
+         content=f"门牌号,姓名,身份证号\n101,王五,{WANG}\n".encode()),
     Call("registry", "GET", "/v1/chain-templates", "/v1/chain-templates", EVERYONE),
     Call("registry", "GET", "/v1/chain-templates/{template_id}",
          "/v1/chain-templates/baobao-4", EVERYONE),
