@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.screening.api import ROUTERS
 from services.screening.config import ScreeningSettings
-from shared import logs, places
+from services.screening.views import REGISTRY_VIEWS
+from shared import logs
 from shared.contracts import registry, screening
-from shared.http import build_app
-from shared.projection import Projection
+from shared.http import Part, build_app
 from shared.runtime import service_parts
+
+# background parts of this service beyond the relay and consumers (the slot scheduler, ...)
+EXTRA_PARTS: list[Part] = []
 
 
 def create_app(settings: ScreeningSettings | None = None) -> FastAPI:
@@ -17,13 +21,13 @@ def create_app(settings: ScreeningSettings | None = None) -> FastAPI:
     parts = service_parts(
         settings,
         publishes=screening.TOPIC,
-        consumes=[("places", [registry.TOPIC], Projection(places.HANDLERS))],
+        consumes=[("registry-views", [registry.TOPIC], REGISTRY_VIEWS)],
     )
     return build_app(
         settings,
         title="Screening",
-        routers=[],
-        parts=parts,
+        routers=ROUTERS,
+        parts=[*parts, *EXTRA_PARTS],
         description="Door-to-door screening, key persons, quarantine and follow-ups.",
     )
 

@@ -1,10 +1,369 @@
-"""Events published by screening on `screening.events`: visits, inquiries, key persons,
-quarantine, follow-ups, tests, vaccinations, risk areas, daily reports."""
+"""Events published by screening on `screening.events`: campaigns and household visits,
+inquiries and key persons, watch and quarantine, follow-ups and care tasks, tests and
+vaccination, risk areas, daily reports.
+
+A *subject* is who a record is about: a registered person (`subject_id` = the registry's
+person id) or, for someone referred from a gate who is not registered yet, `h:<id_hmac>`
+with masked values only. Clear PII never appears here.
+"""
 
 from __future__ import annotations
 
-from shared.contracts import Catalog
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts import Catalog, EventPayload
 
 TOPIC = "screening.events"
 
-CATALOG = Catalog(TOPIC, [])
+VisitMethod = Literal["door", "phone", "notice"]
+VisitOutcome = Literal["screened", "absent", "refused", "vacant"]
+VisitStep = Literal[
+    "greet",
+    "qr_scanned",
+    "notice_handed",
+    "commitment_signed",
+    "inquiry_recorded",
+    "supervised",
+    "verified",
+]
+KeyReason = Literal[
+    "returnee_risk_area",
+    "close_contact",
+    "fever",
+    "symptoms",
+    "positive_test",
+    "checkpoint_referral",
+    "other",
+]
+QuarantineType = Literal["home", "home_medical", "centralized"]
+TaskKind = Literal[
+    "call",
+    "supplies",
+    "garbage",
+    "disinfection",
+    "shopping",
+    "counselling",
+    "other",
+]
+
+# -- risk areas (owned here, used by checkpoint too) ------------------------------------------
+
+
+class RiskAreaDeclared(EventPayload):
+    """A place people coming from are screened for (中高风险地区)."""
+
+    event_type = "RiskAreaDeclared"
+
+    area_id: str
+    name: str = Field(examples=["湖北省武汉市"])
+    level: Literal["high", "medium", "low"] = "high"
+    region_codes: list[str] = Field(
+        default_factory=list, description="administrative division code prefixes (e.g. 4201)"
+    )
+    valid_from: date
+    valid_to: date | None = None
+
+
+class RiskAreaLifted(EventPayload):
+    event_type = "RiskAreaLifted"
+
+    area_id: str
+    lifted_on: date
+    reason: str
+
+
+# -- campaigns, visits, audits (入户排查) -----------------------------------------------------
+
+
+class CampaignStarted(EventPayload):
+    event_type = "CampaignStarted"
+
+    campaign_id: str
+    node_id: str
+    name: str
+    starts_on: date
+    due_on: date = Field(description="every household screened by this day")
+    goal: str | None = None
+
+
+class HouseholdVisited(EventPayload):
+    """A household was visited, called or noticed. `commitment_signed` (承诺书) counts the
+    household as screened."""
+
+    event_type = "HouseholdVisited"
+
+    visit_id: str
+    household_id: str
+    campaign_id: str | None = None
+    method: VisitMethod
+    outcome: VisitOutcome
+    steps: list[VisitStep] = Field(default_factory=list)
+    commitment_signed: bool = False
+    visitor: str = Field(description="token sub of the worker")
+    notes: str | None = None
+
+
+class VisitAudited(EventPayload):
+    """An unannounced re-check of an earlier visit (核查)."""
+
+    event_type = "VisitAudited"
+
+    audit_id: str
+    visit_id: str
+    household_id: str
+    verdict: Literal["confirmed", "disputed"]
+    discrepancies: str | None = None
+    auditor: str
+
+
+class VisitVoided(EventPayload):
+    event_type = "VisitVoided"
+
+    visit_id: str
+    household_id: str
+    reason: str
+
+
+# -- inquiries and key persons (重点人员) -----------------------------------------------------
+
+
+class TravelStop(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    place: str = Field(examples=["湖北省武汉市"])
+    region_code: str | None = Field(None, examples=["420100"])
+    arrived_on: date | None = None
+    left_on: date | None = None
+
+
+class PersonInquired(EventPayload):
+    """Questions asked of a person: travel, contact with cases, symptoms, temperature."""
+
+    event_type = "PersonInquired"
+
+    inquiry_id: str
+    subject_id: str
+    household_id: str | None = None
+    travel: list[TravelStop] = Field(default_factory=list)
+    close_contact: bool = False
+    symptoms: list[str] = Field(default_factory=list)
+    temperature: float | None = None
+    inquirer: str
+
+
+class KeyPersonFlagged(EventPayload):
+    """Someone became (or stays) a key person for these reasons; repeated flags add reasons."""
+
+    event_type = "KeyPersonFlagged"
+
+    subject_id: str
+    node_id: str | None = Field(None, description="the household or place the person is at")
+    reasons: list[KeyReason]
+    source: Literal["inquiry", "checkpoint", "temperature", "test", "manual"]
+    source_id: str | None = None
+    id_hmac: str | None = None
+    document_masked: str | None = None
+    name_masked: str | None = None
+
+
+class KeyPersonCleared(EventPayload):
+    event_type = "KeyPersonCleared"
+
+    subject_id: str
+    reason: str
+
+
+# -- watch and quarantine (居家观察 / 隔离) ----------------------------------------------------
+
+
+class ObservationStarted(EventPayload):
+    event_type = "ObservationStarted"
+
+    subject_id: str
+    node_id: str | None = None
+    starts_at: datetime
+    planned_end: date | None = None
+    carer_party_id: str | None = None
+
+
+class QuarantineOrdered(EventPayload):
+    event_type = "QuarantineOrdered"
+
+    quarantine_id: str
+    subject_id: str
+    node_id: str | None = None
+    type: QuarantineType
+    place: str | None = Field(None, description="address or site of quarantine")
+    starts_at: datetime
+    planned_end: date
+    carer_party_id: str | None = None
+
+
+class QuarantineExtended(EventPayload):
+    event_type = "QuarantineExtended"
+
+    quarantine_id: str
+    subject_id: str
+    planned_end: date
+    previous_end: date
+    reason: str
+
+
+class QuarantineReleased(EventPayload):
+    event_type = "QuarantineReleased"
+
+    quarantine_id: str | None = Field(None, description="None: released from observation")
+    subject_id: str
+    released_at: datetime
+    reason: str
+
+
+class QuarantineTransferred(EventPayload):
+    event_type = "QuarantineTransferred"
+
+    quarantine_id: str | None = None
+    subject_id: str
+    to: Literal["hospital", "centralized"]
+    destination: str
+    transferred_at: datetime
+
+
+# -- follow-ups and care tasks (每日两次体温, 五个每日) -----------------------------------------
+
+
+class TemperatureRecorded(EventPayload):
+    event_type = "TemperatureRecorded"
+
+    reading_id: str
+    subject_id: str
+    celsius: float
+    slot_day: date
+    slot: str = Field(examples=["08:00-10:00"])
+    late: bool = False
+    recorded_by: str
+
+
+class FollowUpMissed(EventPayload):
+    """A slot closed with no reading; detected by the service itself."""
+
+    event_type = "FollowUpMissed"
+
+    subject_id: str
+    slot_day: date
+    slot: str
+
+
+class CareTaskCompleted(EventPayload):
+    event_type = "CareTaskCompleted"
+
+    task_id: str
+    target_id: str = Field(description="subject id, or node id of a public place")
+    task: TaskKind
+    slot_day: date
+    slot: str
+    done_by: str
+    notes: str | None = None
+    late: bool = False
+
+
+class CareTaskMissed(EventPayload):
+    event_type = "CareTaskMissed"
+
+    target_id: str
+    task: TaskKind
+    slot_day: date
+    slot: str
+
+
+# -- tests and vaccination (核酸, 疫苗) ---------------------------------------------------------
+
+
+class TestRoundStarted(EventPayload):
+    """A numbered round of mass testing (应检尽检) over a place."""
+
+    event_type = "TestRoundStarted"
+
+    round_id: str
+    node_id: str
+    number: int = Field(ge=1)
+    starts_on: date
+    ends_on: date
+
+
+class SampleCollected(EventPayload):
+    event_type = "SampleCollected"
+
+    sample_id: str
+    subject_id: str
+    round_id: str | None = None
+    collected_by: str
+
+
+class TestResulted(EventPayload):
+    event_type = "TestResulted"
+
+    sample_id: str
+    subject_id: str
+    result: Literal["negative", "positive", "invalid"]
+
+
+class VaccineDoseGiven(EventPayload):
+    event_type = "VaccineDoseGiven"
+
+    dose_id: str
+    subject_id: str
+    dose_number: int = Field(ge=1, le=5)
+    vaccine: str
+    given_by: str
+
+
+# -- daily reports (日报告, 零报告) -------------------------------------------------------------
+
+
+class DailyReportSubmitted(EventPayload):
+    """A node's report for a day; `zero` is an explicit nothing-happened (零报告). A later
+    submission for the same node and day amends it (higher `revision`)."""
+
+    event_type = "DailyReportSubmitted"
+
+    report_id: str
+    node_id: str
+    day: date
+    revision: int = Field(ge=1)
+    zero: bool
+    figures: dict[str, int] = Field(default_factory=dict)
+    late: bool
+    submitted_by: str
+
+
+CATALOG = Catalog(
+    TOPIC,
+    [
+        RiskAreaDeclared,
+        RiskAreaLifted,
+        CampaignStarted,
+        HouseholdVisited,
+        VisitAudited,
+        VisitVoided,
+        PersonInquired,
+        KeyPersonFlagged,
+        KeyPersonCleared,
+        ObservationStarted,
+        QuarantineOrdered,
+        QuarantineExtended,
+        QuarantineReleased,
+        QuarantineTransferred,
+        TemperatureRecorded,
+        FollowUpMissed,
+        CareTaskCompleted,
+        CareTaskMissed,
+        TestRoundStarted,
+        SampleCollected,
+        TestResulted,
+        VaccineDoseGiven,
+        DailyReportSubmitted,
+    ],
+)

@@ -1,41 +1,71 @@
+"""Services in-process over HTTP, on real PostgreSQL and Kafka, each test isolated by name
+(its own schemas, topic prefix and consumer groups)."""
+
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from services.registry.config import RegistrySettings
 from services.registry.main import create_app as registry_app
 from services.reporting.config import ReportingSettings
 from services.reporting.main import create_app as reporting_app
+from services.screening.config import ScreeningSettings
+from services.screening.main import create_app as screening_app
 from shared.auth import ALL_NODES, issue_token
 from shared.migrations import upgrade_async
 from shared.settings import ServiceSettings
 from shared.testing import Infra, drop_schema, unique
 
+SERVICES: dict[str, tuple[type[ServiceSettings], Callable[[Any], FastAPI]]] = {
+    "registry": (RegistrySettings, registry_app),
+    "reporting": (ReportingSettings, reporting_app),
+    "screening": (ScreeningSettings, screening_app),
+}
+
 
 @dataclass
 class Stack:
-    registry: httpx.AsyncClient
-    reporting: httpx.AsyncClient
     settings: ServiceSettings
+    clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    apps: dict[str, FastAPI] = field(default_factory=dict)
+
+    @property
+    def registry(self) -> httpx.AsyncClient:
+        return self.clients["registry"]
+
+    @property
+    def reporting(self) -> httpx.AsyncClient:
+        return self.clients["reporting"]
+
+    @property
+    def screening(self) -> httpx.AsyncClient:
+        return self.clients["screening"]
 
     @property
     def kafka_bootstrap(self) -> str:
         return self.settings.kafka_bootstrap
 
     def token(
-        self, *roles: str, scope: list[str] | None = None, ttl: int = 600, secret: str | None = None
+        self,
+        *roles: str,
+        scope: list[str] | None = None,
+        ttl: int = 600,
+        secret: str | None = None,
+        sub: str | None = None,
     ) -> dict[str, str]:
         settings = self.settings
         if secret is not None:
             settings = settings.model_copy(update={"jwt_secret": secret})
         token = issue_token(
             settings,
-            sub=f"{'-'.join(roles)}-user",
+            sub=sub or f"{'-'.join(roles)}-user",
             roles=list(roles),
             scope=scope or [ALL_NODES],
             ttl_seconds=ttl,
@@ -43,9 +73,7 @@ class Stack:
         return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture
-async def stack(infra: Infra) -> AsyncIterator[Stack]:
-    """Registry and reporting in-process, on real PostgreSQL and Kafka, isolated by name."""
+async def start_stack(infra: Infra, names: list[str], **overrides: Any) -> AsyncIterator[Stack]:
     run = unique("e2e")
     common: dict[str, Any] = {
         "database_url": infra.pg_dsn,
@@ -54,23 +82,38 @@ async def stack(infra: Infra) -> AsyncIterator[Stack]:
         "topic_partitions": 3,
         "relay_poll_interval": 0.01,
     }
-    reg = RegistrySettings(db_schema=f"{run}_registry", **common)
-    rep = ReportingSettings(db_schema=f"{run}_reporting", **common)
-    assert reg.topic("registry.events") == rep.topic("registry.events") == f"{run}.registry.events"
-    await upgrade_async("registry", infra.pg_dsn, reg.schema_name)
-    await upgrade_async("reporting", infra.pg_dsn, rep.schema_name)
-    apps = [registry_app(reg), reporting_app(rep)]
+    settings = {
+        n: SERVICES[n][0](db_schema=f"{run}_{n}", **common, **overrides.get(n, {})) for n in names
+    }
+    assert {s.topic("registry.events") for s in settings.values()} == {f"{run}.registry.events"}
+    for n, s in settings.items():
+        await upgrade_async(n, infra.pg_dsn, s.schema_name)
+    stack = Stack(settings[names[0]])
     try:
-        async with (
-            apps[0].router.lifespan_context(apps[0]),
-            apps[1].router.lifespan_context(apps[1]),
-        ):
-            clients = [
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://test")
-                for a in apps
-            ]
-            async with clients[0], clients[1]:
-                yield Stack(clients[0], clients[1], reg)
+        async with AsyncExitStack() as exits:
+            for n, s in settings.items():
+                app = SERVICES[n][1](s)
+                await exits.enter_async_context(app.router.lifespan_context(app))
+                client = httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://test"
+                )
+                await exits.enter_async_context(client)
+                stack.apps[n], stack.clients[n] = app, client
+            yield stack
     finally:
-        for s in (reg, rep):
+        for s in settings.values():
             await drop_schema(infra.pg_dsn, s.schema_name)
+
+
+@pytest.fixture
+async def stack(infra: Infra) -> AsyncIterator[Stack]:
+    """Registry and reporting."""
+    async for s in start_stack(infra, ["registry", "reporting"]):
+        yield s
+
+
+@pytest.fixture
+async def screening_stack(infra: Infra) -> AsyncIterator[Stack]:
+    """Registry and screening (screening builds its views from registry.events)."""
+    async for s in start_stack(infra, ["registry", "screening"]):
+        yield s
