@@ -46,3 +46,13 @@ def expected_version(request: Request) -> int | None:
 
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+def new_id(kind: str, body_id: str | None, ctx: CommandContext) -> str:
+    """The id a create command gives its new thing: the client's own id; else one derived
+    from the idempotency key, so a retry names the same thing; else a fresh one."""
+    if body_id:
+        return body_id
+    if ctx.command_id:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"grid-epi:{kind}:{ctx.command_id}"))
+    return str(uuid.uuid4())

@@ -37,7 +37,7 @@ from shared.auth import Principal, Role, check_scope, ltree_covers, require
 from shared.errors import DomainError
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version
+from shared.requests import command_context, etag, expected_version, new_id
 
 READERS = tuple(Role)
 WRITERS = (Role.ADMIN, Role.REGISTRAR)
@@ -135,7 +135,7 @@ async def define_template(
 ) -> ChainTemplateOut:
     ctx = command_context(request, principal)
     cmd = DefineTemplate(
-        handlers.new_id("chain-template", body.id, ctx),
+        new_id("chain-template", body.id, ctx),
         body.name,
         tuple(t.to_tier() for t in body.tiers),
     )
@@ -174,7 +174,7 @@ async def start_instance(
     ctx = command_context(request, principal)
     outcome = await handlers.start_instance(
         _pool(request),
-        handlers.new_id("chain-instance", body.id, ctx),
+        new_id("chain-instance", body.id, ctx),
         body.template_id,
         body.root_node_id,
         body.valid_from,
@@ -225,7 +225,7 @@ async def register_party(
     ctx = command_context(request, principal)
     outcome = await handlers.register_party(
         _pool(request),
-        handlers.new_id("party", body.id, ctx),
+        new_id("party", body.id, ctx),
         body.kind,
         body.name,
         body.role,
@@ -289,7 +289,7 @@ async def assign_party(
     await _instance_in_scope(request, principal, body.instance_id, "instance_id")
     ctx = command_context(request, principal)
     cmd = AssignParty(
-        handlers.new_id("assignment", body.id, ctx),
+        new_id("assignment", body.id, ctx),
         body.instance_id,
         body.level,
         body.party_id,

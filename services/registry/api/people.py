@@ -31,7 +31,7 @@ from shared.auth import Principal, Role, check_scope, ltree_covers, require
 from shared.logs import correlation_id
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version
+from shared.requests import command_context, etag, expected_version, new_id
 
 READERS = tuple(Role)
 WRITERS = (Role.ADMIN, Role.REGISTRAR)
@@ -120,7 +120,7 @@ async def create_household(
             )
         await check_scope(principal, body.parent_id, covers(conn))
     ctx = command_context(request, principal)
-    household_id = handlers.new_id("household", body.id, ctx)
+    household_id = new_id("household", body.id, ctx)
     await handlers.register_household(
         _pool(request), household_id, body.parent_id, body.door_number, body.address, ctx
     )
@@ -184,7 +184,7 @@ async def create_person(
     person_id = await handlers.register_person(
         _pool(request),
         _keys(request),
-        handlers.new_id("person", body.id, ctx),
+        new_id("person", body.id, ctx),
         body.household_id,
         body.residency,
         body.tags,
@@ -351,7 +351,7 @@ async def create_vehicle(
 ) -> VehicleOut:
     await _known_household(request, principal, body.household_id)
     ctx = command_context(request, principal)
-    vehicle_id = handlers.new_id("vehicle", body.id, ctx)
+    vehicle_id = new_id("vehicle", body.id, ctx)
     await handlers.register_vehicle(_pool(request), vehicle_id, body.household_id, body.plate, ctx)
     async with _pool(request).acquire() as conn:
         row = await conn.fetchrow(

@@ -13,7 +13,7 @@ from shared.auth import Principal, Role, check_scope, ltree_covers, require
 from shared.commands import Outcome
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version
+from shared.requests import command_context, etag, expected_version, new_id
 
 READERS = tuple(Role)
 WRITERS = (Role.ADMIN, Role.REGISTRAR)
@@ -69,7 +69,7 @@ async def create_node(
     ctx = command_context(request, principal)
     outcome = await handlers.create_node(
         _pool(request),
-        handlers.new_node_id(body.id, ctx),
+        new_id("node", body.id, ctx),
         body.parent_id,
         body.kind,
         body.name,

@@ -11,10 +11,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from services.registry.domain.people import Holder, Identity, normalise_tags
+from services.registry.domain.people import Holder, Identity, registered
 from services.registry.domain.places import Parent, label_of
 from shared.contracts import EventPayload
-from shared.contracts.registry import HouseholdRegistered, NodeCreated, PersonRegistered, Residency
+from shared.contracts.registry import HouseholdRegistered, NodeCreated, Residency
 
 # the place levels a roster row names, in order, with the kind of node each becomes
 LEVELS: tuple[tuple[str, str], ...] = (
@@ -134,27 +134,7 @@ def _plan_person(
             f"{holder.household_id}; move that person instead",
         )
     pid = person_id(i.id_hmac)
-    out.streams.append(
-        (
-            pid,
-            "person",
-            [
-                PersonRegistered(
-                    person_id=pid,
-                    household_id=household_id,
-                    residency=row.residency,
-                    tags=list(normalise_tags(row.tags)),
-                    document_type=i.document_type,
-                    document_masked=i.document_masked,
-                    name_masked=i.name_masked,
-                    phone_masked=i.phone_masked,
-                    id_hmac=i.id_hmac,
-                    birth_year=i.birth_year,
-                    sex=i.sex,
-                )
-            ],
-        )
-    )
+    out.streams.append((pid, "person", [registered(pid, household_id, row.residency, row.tags, i)]))
     out.persons[pid] = i.id_hmac
     holders[i.id_hmac] = Holder(pid, household_id)
     return RowResult(row.row_number, "created", pid, household_id)

@@ -169,22 +169,30 @@ def decide_register_person(state: Person | None, cmd: RegisterPerson) -> list[Ev
             f"household {cmd.household_id} does not exist",
             field="household_id",
         )
-    i = cmd.identity
-    return [
-        PersonRegistered(
-            person_id=cmd.person_id,
-            household_id=cmd.household_id,
-            residency=cmd.residency,
-            tags=list(normalise_tags(cmd.tags)),
-            document_type=i.document_type,
-            document_masked=i.document_masked,
-            name_masked=i.name_masked,
-            phone_masked=i.phone_masked,
-            id_hmac=i.id_hmac,
-            birth_year=i.birth_year,
-            sex=i.sex,
-        )
-    ]
+    return [registered(cmd.person_id, cmd.household_id, cmd.residency, cmd.tags, cmd.identity)]
+
+
+def registered(
+    person_id: str,
+    household_id: str,
+    residency: Residency,
+    tags: tuple[str, ...],
+    i: Identity,
+) -> PersonRegistered:
+    """The event that puts a person on a household's roster."""
+    return PersonRegistered(
+        person_id=person_id,
+        household_id=household_id,
+        residency=residency,
+        tags=list(normalise_tags(tags)),
+        document_type=i.document_type,
+        document_masked=i.document_masked,
+        name_masked=i.name_masked,
+        phone_masked=i.phone_masked,
+        id_hmac=i.id_hmac,
+        birth_year=i.birth_year,
+        sex=i.sex,
+    )
 
 
 def _active(state: Person | None) -> Person:

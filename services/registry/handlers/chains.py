@@ -8,7 +8,6 @@ Each handler looks up what the decision needs in the query tables, runs it throu
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
@@ -51,16 +50,6 @@ INSTANCE: Aggregate[ChainInstance | None] = Aggregate(
 ASSIGNMENT: Aggregate[domain.Assignment | None] = Aggregate(
     domain.ASSIGNMENT, None, domain.evolve_assignment
 )
-
-
-def new_id(kind: str, body_id: str | None, ctx: CommandContext) -> str:
-    """The client's id, or one derived from the idempotency key so a retry names the same
-    thing, or a fresh one."""
-    if body_id:
-        return body_id
-    if ctx.command_id:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"grid-epi:{kind}:{ctx.command_id}"))
-    return str(uuid.uuid4())
 
 
 # -- commands ----------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ kept current in each command's transaction."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,14 +27,6 @@ PERSON: Aggregate[Person | None] = Aggregate(domain.PERSON_STREAM, None, domain.
 VEHICLE: Aggregate[bool] = Aggregate(domain.VEHICLE_STREAM, False, lambda s, e, v: True)
 
 PersonDecision = Callable[[Person | None], list[EventPayload]]
-
-
-def new_id(kind: str, body_id: str | None, ctx: CommandContext) -> str:
-    if body_id:
-        return body_id
-    if ctx.command_id:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"grid-epi:{kind}:{ctx.command_id}"))
-    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True)

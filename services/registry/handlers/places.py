@@ -7,7 +7,6 @@ event append stays the transaction's first write.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -44,16 +43,6 @@ async def parent_of(conn: Any, node_id: str | None) -> Parent | None:
         "SELECT id, path::text AS path, retired FROM nodes WHERE id = $1", node_id
     )
     return Parent(row["id"], row["path"], row["retired"]) if row else None
-
-
-def new_node_id(body_id: str | None, ctx: CommandContext) -> str:
-    """The client's id, or one derived from the idempotency key so a retry names the same
-    node, or a fresh one."""
-    if body_id:
-        return body_id
-    if ctx.command_id:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"grid-epi:node:{ctx.command_id}"))
-    return str(uuid.uuid4())
 
 
 async def create_node(
