@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.checkpoint.api import ROUTERS
 from services.checkpoint.config import CheckpointSettings
-from shared import logs, places
+from services.checkpoint.views import REGISTRY_VIEWS
+from shared import logs
+from shared.consumer import Handler
 from shared.contracts import checkpoint, registry
 from shared.http import build_app
-from shared.projection import Projection
 from shared.runtime import service_parts
+
+# further consumers of this service: (name, contract topics, handler)
+CONSUMES: list[tuple[str, list[str], Handler]] = [
+    ("registry-views", [registry.TOPIC], REGISTRY_VIEWS),
+]
 
 
 def create_app(settings: CheckpointSettings | None = None) -> FastAPI:
     settings = settings or CheckpointSettings()
-    parts = service_parts(
-        settings,
-        publishes=checkpoint.TOPIC,
-        consumes=[("places", [registry.TOPIC], Projection(places.HANDLERS))],
-    )
     return build_app(
         settings,
         title="Checkpoint",
-        routers=[],
-        parts=parts,
+        routers=ROUTERS,
+        parts=service_parts(settings, publishes=checkpoint.TOPIC, consumes=CONSUMES),
         description="Gates at every level, duty shifts and the crossing ledger (卡口登记).",
     )
 

