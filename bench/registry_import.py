@@ -48,8 +48,9 @@ async def fresh_registry() -> tuple[str, Any]:
 async def root(pool: Any) -> None:
     ctx = CommandContext(actor="bench")
     await places.create_node(pool, "bench-root", None, "district", "基准区", ctx, ("district",))
-    await places.create_node(pool, "bench-comm", "bench-root", "community", "基准社区", ctx,
-                             ("community",))
+    await places.create_node(
+        pool, "bench-comm", "bench-root", "community", "基准社区", ctx, ("community",)
+    )
 
 
 async def bench_import(persons: int) -> tuple[float, float, int]:
@@ -64,8 +65,14 @@ async def bench_import(persons: int) -> tuple[float, float, int]:
             start = time.perf_counter()
             with open(path, "rb") as f:
                 report = await imports.import_roster(
-                    pool, keys, "bench-comm", f, "roster.csv", "text/csv",
-                    CommandContext(actor="bench"))
+                    pool,
+                    keys,
+                    "bench-comm",
+                    f,
+                    "roster.csv",
+                    "text/csv",
+                    CommandContext(actor="bench"),
+                )
             imported = time.perf_counter() - start
             assert report.created == persons, (report.created, report.errors)
             events = await pool.fetchval("SELECT count(*) FROM events")
@@ -97,8 +104,9 @@ async def bench_commands(n: int, concurrency: int) -> tuple[float, float]:
         async def creator() -> None:
             while queue:
                 i = queue.pop()
-                await places.create_node(pool, f"g{i}", "bench-comm", "grid", f"网格{i}", ctx,
-                                         ("grid",))
+                await places.create_node(
+                    pool, f"g{i}", "bench-comm", "grid", f"网格{i}", ctx, ("grid",)
+                )
 
         start = time.perf_counter()
         await asyncio.gather(*(creator() for _ in range(concurrency)))
@@ -110,9 +118,21 @@ async def bench_commands(n: int, concurrency: int) -> tuple[float, float]:
             while queue:
                 i = queue.pop()
                 async with pool.acquire() as conn, conn.transaction():
-                    await append(conn, [PendingEvent(f"raw-{i}", "bench", 1, None, utc_now(),
-                                                     type="Noted", schema_version=1,
-                                                     data={"i": i})])
+                    await append(
+                        conn,
+                        [
+                            PendingEvent(
+                                f"raw-{i}",
+                                "bench",
+                                1,
+                                None,
+                                utc_now(),
+                                type="Noted",
+                                schema_version=1,
+                                data={"i": i},
+                            )
+                        ],
+                    )
 
         start = time.perf_counter()
         await asyncio.gather(*(appender() for _ in range(concurrency)))
@@ -124,21 +144,26 @@ async def bench_commands(n: int, concurrency: int) -> tuple[float, float]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--commands", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
 
     imported, copied, _ = await bench_import(args.persons)
-    print(f"import   {imported:>10,.0f} rows/s   (full path: validate, HMAC, encrypt, events, "
-          "query tables)")
+    print(
+        f"import   {imported:>10,.0f} rows/s   (full path: validate, HMAC, encrypt, events, "
+        "query tables)"
+    )
     print(f"COPY     {copied:>10,.0f} rows/s   (baseline: raw asyncpg COPY of the same rows)")
     print(f"ratio    {imported / copied:>10.3f}")
     full, bare = await bench_commands(args.commands, args.concurrency)
-    print(f"commands {full:>10,.0f} events/s (create_node x{args.commands:,}, "
-          f"{args.concurrency} tasks)")
+    print(
+        f"commands {full:>10,.0f} events/s (create_node x{args.commands:,}, "
+        f"{args.concurrency} tasks)"
+    )
     print(f"append   {bare:>10,.0f} events/s (baseline: bare one-event appends)")
     print(f"ratio    {full / bare:>10.3f}")
 

@@ -6,16 +6,17 @@ from fastapi import FastAPI
 
 from services.checkpoint.api import ROUTERS
 from services.checkpoint.config import CheckpointSettings
-from services.checkpoint.views import REGISTRY_VIEWS
+from services.checkpoint.views import REGISTRY_VIEWS, SCREENING_VIEWS
 from shared import logs
 from shared.consumer import Handler
-from shared.contracts import checkpoint, registry
+from shared.contracts import checkpoint, registry, screening
 from shared.http import build_app
 from shared.runtime import service_parts
 
 # further consumers of this service: (name, contract topics, handler)
 CONSUMES: list[tuple[str, list[str], Handler]] = [
     ("registry-views", [registry.TOPIC], REGISTRY_VIEWS),
+    ("screening-views", [screening.TOPIC], SCREENING_VIEWS),
 ]
 
 

@@ -6,14 +6,18 @@ from fastapi import FastAPI
 
 from services.screening.api import ROUTERS
 from services.screening.config import ScreeningSettings
+from services.screening.handlers.reactions import REACTIONS
+from services.screening.handlers.referrals import REFERRALS
+from services.screening.handlers.scheduler import scheduler_part
 from services.screening.views import REGISTRY_VIEWS
 from shared import logs
-from shared.contracts import registry, screening
+from shared.contracts import checkpoint, registry, screening
 from shared.http import Part, build_app
 from shared.runtime import service_parts
 
 # background parts of this service beyond the relay and consumers (the slot scheduler, ...)
 EXTRA_PARTS: list[Part] = []
+EXTRA_PARTS.append(scheduler_part())  # missed follow-ups and care tasks
 
 
 def create_app(settings: ScreeningSettings | None = None) -> FastAPI:
@@ -21,7 +25,11 @@ def create_app(settings: ScreeningSettings | None = None) -> FastAPI:
     parts = service_parts(
         settings,
         publishes=screening.TOPIC,
-        consumes=[("registry-views", [registry.TOPIC], REGISTRY_VIEWS)],
+        consumes=[
+            ("registry-views", [registry.TOPIC], REGISTRY_VIEWS),
+            ("reactions", [screening.TOPIC], REACTIONS),
+            ("checkpoint-referrals", [checkpoint.TOPIC], REFERRALS),
+        ],
     )
     return build_app(
         settings,

@@ -22,6 +22,10 @@ Decision = Literal["admit", "deny", "persuade_return", "refer"]
 DutyRole = Literal["police", "community_cadre", "property_guard", "health_worker", "volunteer"]
 
 
+def _green_only() -> list[HealthCode]:
+    return ["green"]
+
+
 class CheckpointPolicy(BaseModel):
     """How a gate judges a crossing (一检二测三登记; 逢人必检、逢车必查)."""
 
@@ -33,7 +37,7 @@ class CheckpointPolicy(BaseModel):
         "guarded node (and their vehicles) may enter",
     )
     health_code_colours: list[HealthCode] = Field(
-        default_factory=lambda: ["green"], description="colours that pass"
+        default_factory=_green_only, description="colours that pass"
     )
     test_report_max_hours: int | None = Field(
         None, ge=1, description="a negative nucleic-acid report no older than this is required"

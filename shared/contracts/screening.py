@@ -176,6 +176,19 @@ class KeyPersonCleared(EventPayload):
     reason: str
 
 
+class KeyPersonRulesChanged(EventPayload):
+    """The rules that flag key persons changed at runtime (audited, replayable)."""
+
+    event_type = "KeyPersonRulesChanged"
+
+    fever_threshold: float = Field(
+        description="°C; a reading at or above it is a fever", examples=[37.3]
+    )
+    look_back_days: int = Field(
+        ge=1, description="a stay in a risk area counts this many days back", examples=[14]
+    )
+
+
 # -- watch and quarantine (居家观察 / 隔离) ----------------------------------------------------
 
 
@@ -276,6 +289,23 @@ class CareTaskMissed(EventPayload):
     task: TaskKind
     slot_day: date
     slot: str
+    party_id: str | None = Field(
+        None, description="who answers for the task: the quarantine's carer or the place plan's"
+    )
+
+
+class PlaceCarePlanned(EventPayload):
+    """A public place's daily care plan (楼道, 电梯间, 垃圾分类点, 农贸市场 消毒): the task is due
+    in each of `slots` every day from `effective_from`; no slots ends the plan."""
+
+    event_type = "PlaceCarePlanned"
+
+    node_id: str
+    task: TaskKind
+    times_per_day: int = Field(ge=0, examples=[3])
+    slots: list[str] = Field(examples=[["07:00-11:40", "11:40-16:20", "16:20-21:00"]])
+    party_id: str | None = None
+    effective_from: datetime
 
 
 # -- tests and vaccination (核酸, 疫苗) ---------------------------------------------------------
@@ -365,5 +395,7 @@ CATALOG = Catalog(
         TestResulted,
         VaccineDoseGiven,
         DailyReportSubmitted,
+        KeyPersonRulesChanged,
+        PlaceCarePlanned,
     ],
 )

@@ -70,3 +70,16 @@ async def read_topic(
     finally:
         await consumer.stop()
     return out
+
+
+async def publish_all(relay: Any, expected: int, timeout: float = 30) -> int:
+    """Drain the relay until `expected` events went out. A write transaction elsewhere in the
+    cluster holds the xmin watermark back for a moment; waiting it out is the relay's job."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    published = 0
+    while published < expected and loop.time() < deadline:
+        published += await relay.drain()
+        if published < expected:
+            await asyncio.sleep(0.05)
+    return published

@@ -10,7 +10,7 @@ from typing import Any
 from shared.eventstore import append
 from shared.relay import OutboxRelay
 from shared.testing import Infra, eventually
-from tests.integration.helpers import append_next, raw_event, read_topic
+from tests.integration.helpers import append_next, publish_all, raw_event, read_topic
 
 
 class PositionRelay(OutboxRelay):
@@ -94,9 +94,9 @@ async def test_relay_resumes_from_its_checkpoint(
 ) -> None:
     for _ in range(3):
         await append_next(pool, "s-1")
-    assert await OutboxRelay(pool, producer, topic).drain() == 3
+    assert await publish_all(OutboxRelay(pool, producer, topic), 3) == 3
     await append_next(pool, "s-1")
-    assert await OutboxRelay(pool, producer, topic).drain() == 1
+    assert await publish_all(OutboxRelay(pool, producer, topic), 1) == 1
     published = await read_topic(infra.kafka_bootstrap, topic, expected=4)
     assert [e.version for e in published] == [1, 2, 3, 4]
 

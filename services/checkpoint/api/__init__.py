@@ -4,4 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from services.checkpoint.api.checkpoints import checkpoints
+from services.checkpoint.api.crossings import crossings, ledgers
+
+ROUTERS: list[APIRouter] = [checkpoints, crossings, ledgers]
