@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.reporting.api import summaries
+from services.reporting.api import ROUTERS
 from services.reporting.config import ReportingSettings
 from services.reporting.projections import PLACES
 from shared import logs
+from shared.consumer import Handler
 from shared.contracts import registry
 from shared.http import build_app
 from shared.runtime import service_parts
+
+# each read model has its own consumer (own offsets, rebuildable on its own):
+# (name, contract topics, handler)
+CONSUMES: list[tuple[str, list[str], Handler]] = [
+    ("places", [registry.TOPIC], PLACES),
+]
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
@@ -18,10 +25,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     return build_app(
         settings,
         title="Reporting",
-        routers=[summaries],
-        parts=service_parts(
-            settings, publishes=None, consumes=[("places", [registry.TOPIC], PLACES)]
-        ),
+        routers=ROUTERS,
+        parts=service_parts(settings, publishes=None, consumes=CONSUMES),
         description="Live figures per place, level and responsible party.",
     )
 

@@ -131,3 +131,10 @@ async def gate_stack(infra: Infra) -> AsyncIterator[Stack]:
     """Registry, screening and checkpoint (each learning from the others' topics)."""
     async for s in start_stack(infra, ["registry", "screening", "checkpoint"]):
         yield s
+
+
+@pytest.fixture
+async def full_stack(infra: Infra) -> AsyncIterator[Stack]:
+    """All four services."""
+    async for s in start_stack(infra, ["registry", "screening", "checkpoint", "reporting"]):
+        yield s
