@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -54,7 +56,17 @@ def relay(settings: ServiceSettings, topic: str) -> Part:
     return background(f"{settings.service}-relay", run)
 
 
-def consumer(settings: ServiceSettings, name: str, topics: Sequence[str], handler: Handler) -> Part:
+@dataclass(frozen=True)
+class WithPool:
+    """A handler that runs commands of its own (a reaction, not a read model): it is built
+    with the service's pool when the service starts, and uses it for those commands."""
+
+    build: Callable[[Any], Handler]
+
+
+def consumer(
+    settings: ServiceSettings, name: str, topics: Sequence[str], handler: Handler | WithPool
+) -> Part:
     """Feed a read model from `topics`; the group and stored offsets are named `name`."""
 
     async def run(app: FastAPI, stop: asyncio.Event) -> None:
@@ -63,7 +75,7 @@ def consumer(settings: ServiceSettings, name: str, topics: Sequence[str], handle
             app.state.pool,
             settings.kafka_bootstrap,
             topics,
-            handler,
+            handler.build(app.state.pool) if isinstance(handler, WithPool) else handler,
             name=f"{settings.topic_prefix}{settings.schema_name}.{name}",
         ).run(stop)
 
@@ -74,7 +86,7 @@ def service_parts(
     settings: ServiceSettings,
     *,
     publishes: str | None,
-    consumes: Sequence[tuple[str, Sequence[str], Handler]] = (),
+    consumes: Sequence[tuple[str, Sequence[str], Handler | WithPool]] = (),
 ) -> list[Part]:
     """The lifespan of a service: its pool, its relay if it publishes, its consumers.
 

@@ -472,7 +472,7 @@ async def test_a_fever_reading_flags_through_the_reaction_and_a_rerun_writes_not
     # the consumer re-reading the event: the same command id answers with what it wrote first
     for _ in range(2):
         async with w.pool.acquire() as conn, conn.transaction():
-            await Reactions()(conn, [envelope])
+            await Reactions(w.pool)(conn, [envelope])
     written = await w.pool.fetchval(
         "SELECT count(*) FROM events WHERE command_id = $1", f"reaction:{envelope.event_id}"
     )

@@ -29,6 +29,7 @@ from shared.contracts.screening import TemperatureRecorded, TestResulted
 from shared.envelope import Envelope
 from shared.errors import DomainError
 from shared.eventstore import CommandContext, ConcurrencyError
+from shared.runtime import WithPool
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +38,12 @@ ATTEMPTS = 5
 SOURCES = frozenset({TemperatureRecorded.event_type, TestResulted.event_type})
 
 
-def pool_of(conn: Any) -> Any:
-    """The pool a consumer's connection was acquired from (asyncpg keeps it on the proxy's
-    holder): the flag command needs a connection of its own."""
-    pool = getattr(getattr(conn, "_holder", None), "_pool", None)
-    if pool is None:
-        raise RuntimeError("reactions need a connection acquired from an asyncpg pool")
-    return pool
-
-
 class Reactions:
-    """A consumer handler; `pool` defaults to the pool of the connection it is handed."""
+    """A consumer handler that flags key persons with commands of their own (on `pool`):
+    the consumer's transaction has written its offsets already, and an append must be its
+    transaction's first write."""
 
-    def __init__(self, pool: Any | None = None) -> None:
+    def __init__(self, pool: Any) -> None:
         self.pool = pool
 
     async def __call__(self, conn: Any, events: Sequence[Envelope]) -> None:
@@ -57,7 +51,7 @@ class Reactions:
         if not wanted:
             return
         rules = await current_rules(conn)
-        pool = self.pool or pool_of(conn)
+        pool = self.pool
         for env in wanted:
             reaction = reaction_to(decode(env), rules)
             if reaction is None:
@@ -91,4 +85,4 @@ class Reactions:
                     break
 
 
-REACTIONS = Reactions()
+REACTIONS = WithPool(Reactions)

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.screening.handlers.key_persons import flag_key_person
-from services.screening.handlers.reactions import pool_of
 from shared.contracts.checkpoint import CrossingRecorded
 from shared.contracts.published import decode
 from shared.envelope import Envelope
 from shared.errors import DomainError
 from shared.eventstore import CommandContext
+from shared.runtime import WithPool
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,10 @@ async def _registered(conn: Any, person_id: str | None, id_hmac: str) -> str | N
 
 
 class Referrals:
-    """A consumer handler; `pool` defaults to the pool of the connection it is handed."""
+    """A consumer handler that flags referred arrivals with commands of their own (on
+    `pool`), exactly once per crossing by command id."""
 
-    def __init__(self, pool: Any | None = None) -> None:
+    def __init__(self, pool: Any) -> None:
         self.pool = pool
 
     async def __call__(self, conn: Any, events: Sequence[Envelope]) -> None:
@@ -87,7 +88,7 @@ class Referrals:
             assert isinstance(crossing, CrossingRecorded)
             if crossing.decision != "refer":
                 continue
-            pool = self.pool or pool_of(conn)
+            pool = self.pool
             reasons = referral_reasons(crossing.reasons)
             for n, (id_hmac, masked, _type, person_id) in enumerate(referred(crossing)):
                 subject = await _registered(conn, person_id, id_hmac)
@@ -120,4 +121,4 @@ class Referrals:
                     log.warning("referral %s skipped: %s", crossing.crossing_id, exc)
 
 
-REFERRALS = Referrals()
+REFERRALS = WithPool(Referrals)
