@@ -35,7 +35,7 @@ import re
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, Final, TypeVar
 
@@ -49,7 +49,6 @@ __all__ = [
     "RosterFormatError",
     "RosterRow",
     "RowError",
-    "chunks",
     "household_key",
     "parse_roster",
 ]
@@ -118,20 +117,6 @@ def household_key(row: RosterRow) -> tuple[str, ...]:
     """The place path of the row's household; rows with equal keys share a household."""
     parts = (row.compound, row.building, row.unit, row.floor, row.door_number)
     return tuple(p for p in parts if p)
-
-
-def chunks(rows: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Group `rows` into lists of `size` (the last one may be shorter), lazily."""
-    if size < 1:
-        raise ValueError("chunk size must be at least 1")
-    batch: list[T] = []
-    for item in rows:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,10 +18,10 @@ from services.registry.roster import (
     RosterFormatError,
     RosterRow,
     RowError,
-    chunks,
     household_key,
     parse_roster,
 )
+from shared.batch import chunks
 
 HEADER = "楼栋,单元,楼层,门牌号,户主姓名,姓名,身份证号,联系电话,人员类别"
 ID_1 = "110105199001011232"

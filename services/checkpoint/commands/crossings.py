@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
 from pydantic.config import JsonDict
 
 from services.checkpoint.domain.checkpoints import CLIENT_ID_PATTERN
+from shared.batch import ItemResultBase
 from shared.contracts.checkpoint import Decision, HealthCode
 from shared.contracts.registry import DocumentType
 
@@ -157,18 +158,11 @@ class CrossingOut(BaseModel):
     version: int
 
 
-class ItemResult(BaseModel):
-    index: int = Field(description="position of the item in the upload")
-    id: str | None
-    status: Literal["created", "unchanged", "error"]
+class ItemResult(ItemResultBase):
     decision: Decision | None = None
     reasons: list[str] = Field(default_factory=list)
     views_as_of: datetime | None = None
     breaches: list[str] = Field(default_factory=list)
-    code: str | None = Field(None, examples=["no-shift"])
-    refusal: Literal["invalid", "not_found", "conflict", "forbidden"] | None = None
-    field: str | None = None
-    reason: str | None = None
 
 
 class BatchOut(BaseModel):

@@ -48,7 +48,7 @@ from shared.auth import Principal, Role, check_scope, require
 from shared.envelope import utc_now
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag
+from shared.requests import command_context, etag, new_id
 
 CARERS = (Role.ADMIN, Role.MEDIC, Role.GRID_WORKER)
 Carer = Annotated[Principal, Depends(require(*CARERS))]
@@ -94,7 +94,7 @@ async def complete_task(
 ) -> TaskOut:
     target = await _target(request, principal, body.target_id)
     ctx = command_context(request, principal)
-    task_id = watch_handlers.new_id("care-task", body.id, ctx)
+    task_id = new_id("care-task", body.id, ctx)
     cmd = domain.CompleteTask(
         task_id, body.target_id, body.task, body.occurred_at or utc_now(), principal.sub, body.notes
     )

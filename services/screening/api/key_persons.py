@@ -46,7 +46,7 @@ from shared.eventstore import CommandContext
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version
+from shared.requests import command_context, etag, expected_version, new_id
 
 EVERYONE = tuple(Role)
 DECLARERS = (Role.ADMIN, Role.COMMAND)
@@ -206,7 +206,7 @@ async def declare_risk_area(
 ) -> RiskAreaOut:
     system_wide(principal, "risk areas")
     ctx = command_context(request, principal)
-    area_id = handlers.new_id("risk-area", body.id, ctx)
+    area_id = new_id("risk-area", body.id, ctx)
     await handlers.declare_risk_area(
         pool_of(request),
         domain.DeclareRiskArea(
@@ -352,7 +352,7 @@ async def create_inquiry(
 ) -> InquiryOut:
     await person_in_scope(request, principal, body.person_id)
     ctx = command_context(request, principal)
-    inquiry_id = handlers.new_id("inquiry", body.id, ctx)
+    inquiry_id = new_id("inquiry", body.id, ctx)
     occurred_at = not_in_future(body.occurred_at or datetime.now(UTC), request, "body.occurred_at")
     [result] = await handlers.inquire(
         pool_of(request),

@@ -37,14 +37,14 @@ from services.screening.commands.testing import (
     SampleResult,
 )
 from services.screening.handlers import testing as handlers
-from services.screening.handlers.key_persons import ItemResult, new_id
+from services.screening.handlers.key_persons import ItemResult
 from services.screening.handlers.testing import SampleInput
 from shared.auth import Principal, Role, check_scope, require
 from shared.errors import DomainError
 from shared.eventstore import CommandContext
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version
+from shared.requests import command_context, etag, expected_version, new_id
 
 MEDICS = (Role.ADMIN, Role.MEDIC)
 READERS = (

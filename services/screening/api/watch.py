@@ -60,7 +60,7 @@ from shared.auth import Principal, Role, check_scope, require
 from shared.envelope import utc_now
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version
+from shared.requests import command_context, etag, expected_version, new_id
 
 WRITERS = (Role.ADMIN, Role.MEDIC)
 OBSERVERS = (Role.ADMIN, Role.MEDIC, Role.GRID_WORKER)
@@ -302,7 +302,7 @@ async def order_quarantine(
     node = await subject_for_command(request, principal, body.subject_id, body.node_id)
     await _check_party(request, body.carer_party_id)
     ctx = command_context(request, principal)
-    quarantine_id = handlers.new_id("quarantine", body.id, ctx)
+    quarantine_id = new_id("quarantine", body.id, ctx)
     cmd = domain.OrderQuarantine(
         quarantine_id,
         body.subject_id,
@@ -465,7 +465,7 @@ async def record_temperature(
             "body.celsius", f"must be {domain.MIN_CELSIUS}-{domain.MAX_CELSIUS} °C", "invalid"
         )
     ctx = command_context(request, principal)
-    reading_id = handlers.new_id("reading", body.id, ctx)
+    reading_id = new_id("reading", body.id, ctx)
     cmd = domain.RecordReading(
         reading_id, body.subject_id, body.celsius, body.occurred_at or utc_now(), principal.sub
     )

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
 from pydantic.config import JsonDict
 
 from services.screening.domain.visits import CLIENT_ID_PATTERN
+from shared.batch import ItemResultBase
 from shared.contracts.screening import VisitMethod, VisitOutcome, VisitStep
 
 MAX_BATCH = 5000
@@ -134,17 +135,8 @@ class VisitBatch(BaseModel):
     items: list[SkipValidation[VisitItem]] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class ItemResult(BaseModel):
-    index: int = Field(description="position of the item in the upload")
-    id: str | None
-    status: Literal["created", "unchanged", "error"]
+class ItemResult(ItemResultBase):
     version: int | None = None
-    code: str | None = Field(None, examples=["unknown-household"])
-    refusal: Literal["invalid", "not_found", "conflict", "forbidden"] | None = Field(
-        None, description="invalid (422-like), conflict (409-like), forbidden (403-like)"
-    )
-    field: str | None = None
-    reason: str | None = None
 
 
 class BatchOut(BaseModel):

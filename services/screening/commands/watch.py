@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
 
+from shared.batch import ItemResultBase
 from shared.contracts.screening import QuarantineType
 
 MAX_BATCH = 5000
@@ -212,19 +213,10 @@ class ReadingOut(BaseModel):
     recorded_by: str
 
 
-class ItemResult(BaseModel):
-    index: int = Field(description="position of the item in the upload")
-    id: str | None
-    status: Literal["created", "unchanged", "error"]
+class ItemResult(ItemResultBase):
     slot_day: date | None = None
     slot: str | None = None
     late: bool | None = None
-    code: str | None = Field(None, examples=["not-under-watch"])
-    refusal: Literal["invalid", "not_found", "conflict", "forbidden"] | None = Field(
-        None, description="invalid (422-like), conflict (409-like), forbidden (403-like)"
-    )
-    field: str | None = None
-    reason: str | None = None
 
 
 class BatchOut(BaseModel):

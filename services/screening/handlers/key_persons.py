@@ -9,7 +9,6 @@ the chunk's events are appended in one `append` call as the transaction's first 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -26,6 +25,7 @@ from services.screening.domain.key_persons import (
     RiskArea,
     Rules,
 )
+from shared.batch import chunks
 from shared.commands import Aggregate, Outcome, execute
 from shared.contracts import EventPayload
 from shared.contracts.screening import PersonInquired, TravelStop
@@ -54,15 +54,6 @@ KEY_PERSON: Aggregate[KeyPerson | None] = Aggregate(
     domain.KEY_PERSON_STREAM, None, domain.evolve_key_person
 )
 CHUNK_ATTEMPTS = 5
-
-
-def new_id(kind: str, body_id: str | None, ctx: CommandContext) -> str:
-    """The client's id, else one derived from the Idempotency-Key, else a fresh one."""
-    if body_id:
-        return body_id
-    if ctx.command_id:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"grid-epi:screening:{kind}:{ctx.command_id}"))
-    return str(uuid.uuid4())
 
 
 def local_day(moment: datetime, zone: ZoneInfo) -> date:
@@ -248,10 +239,6 @@ async def commit_chunk(
             if attempt == CHUNK_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
-
-
-def chunks(items: Sequence[S], size: int) -> list[Sequence[S]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # -- risk areas ------------------------------------------------------------------------------

@@ -25,13 +25,13 @@ from services.screening.handlers.key_persons import (
     ItemResult,
     PersonFacts,
     active_person,
-    chunks,
     commit_chunk,
     load_histories,
     local_day,
     nodes_in_scope,
     person_facts,
 )
+from shared.batch import chunks
 from shared.commands import Aggregate, Outcome, execute
 from shared.envelope import Envelope, utc_now
 from shared.errors import DomainError, Refusal

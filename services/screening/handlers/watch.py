@@ -47,14 +47,6 @@ RETRIES = 10  # a stream the scheduler is catching up on may move a few times
 WatchDecision = Callable[[Watch], list[EventPayload]]
 
 
-def new_id(kind: str, body_id: str | None, ctx: CommandContext) -> str:
-    if body_id:
-        return body_id
-    if ctx.command_id:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"grid-epi:{kind}:{ctx.command_id}"))
-    return str(uuid.uuid4())
-
-
 def is_hmac_subject(subject_id: str) -> bool:
     return subject_id.startswith("h:")
 
