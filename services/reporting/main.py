@@ -7,9 +7,11 @@ from fastapi import FastAPI
 from services.reporting.api import ROUTERS
 from services.reporting.config import ReportingSettings
 from services.reporting.projections import PLACES
+from services.reporting.projections_chains import CHAINS, LEDGERS, REPORTS
+from services.reporting.projections_figures import FIGURES
 from shared import logs
 from shared.consumer import Handler
-from shared.contracts import registry
+from shared.contracts import checkpoint, registry, screening
 from shared.http import build_app
 from shared.runtime import service_parts
 
@@ -17,6 +19,10 @@ from shared.runtime import service_parts
 # (name, contract topics, handler)
 CONSUMES: list[tuple[str, list[str], Handler]] = [
     ("places", [registry.TOPIC], PLACES),
+    ("ledgers", [registry.TOPIC, screening.TOPIC, checkpoint.TOPIC], LEDGERS),
+    ("reports", [screening.TOPIC], REPORTS),
+    ("chains", [registry.TOPIC, screening.TOPIC], CHAINS),
+    ("figures", [registry.TOPIC, screening.TOPIC, checkpoint.TOPIC], FIGURES),
 ]
 
 

@@ -108,6 +108,16 @@ ACCESS = [
     Call("registry", "POST", "/v1/assignments/{assignment_id}/end", "/v1/assignments/asg-x/end",
          WRITERS, {"valid_to": "2020-03-31", "reason": "调整"}),
     Call("reporting", "GET", "/v1/nodes/{node_id}/summary", "/v1/nodes/root/summary", EVERYONE),
+    Call("reporting", "GET", "/v1/nodes/{node_id}/children/summary",
+         "/v1/nodes/root/children/summary", EVERYONE),
+    Call("reporting", "GET", "/v1/nodes/{node_id}/trend", "/v1/nodes/root/trend", EVERYONE,
+         params={"metric": "stock.persons", "from": "2020-01-27", "to": "2020-02-03"}),
+    Call("reporting", "GET", "/v1/ledgers/{name}.{fmt}", "/v1/ledgers/key-persons.csv",
+         EVERYONE, params={"node_id": "root", "date": "2020-02-01"}),
+    Call("reporting", "GET", "/v1/daily-reports/completeness", "/v1/daily-reports/completeness",
+         EVERYONE, params={"node_id": "root", "level": "grid", "date": "2020-02-01"}),
+    Call("reporting", "GET", "/v1/blind-spots", "/v1/blind-spots", EVERYONE,
+         params={"node_id": "root", "chain": "inst-1", "date": "2020-02-01"}),
 ]
 
 OPS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.reporting.api.chains import router as chains
+from services.reporting.api.figures import figures_router
+from services.reporting.api.ledgers import router as ledgers
 from services.reporting.api.places import summaries
 
-ROUTERS: list[APIRouter] = [summaries]
+ROUTERS: list[APIRouter] = [summaries, ledgers, chains, figures_router]

@@ -1,4 +1,4 @@
-"""Reporting HTTP API: figures for a node and everything under it."""
+"""Reporting HTTP API: a node, what lies under it, and its figures for a day."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from services.reporting import views
-from shared import places
-from shared.auth import Principal, Role, check_scope, require
+from services.reporting.api.figures import Day, NodeSummary, known_in_scope, node_summary, today
+from shared.auth import Principal, Role, require
 from shared.problems import Problem
 
 READERS = tuple(Role)
@@ -18,17 +17,19 @@ summaries = APIRouter(prefix="/v1/nodes", tags=["figures"])
 
 @summaries.get(
     "/{node_id}/summary",
-    response_model=views.PlaceSummary,
-    summary="A place and what lies under it",
+    response_model=NodeSummary,
+    summary="A place, what lies under it, its flows of the day and stocks at the day's end",
 )
-async def node_summary(
+async def node_summary_route(
     node_id: str,
     request: Request,
     principal: Annotated[Principal, Depends(require(*READERS))],
-) -> views.PlaceSummary:
+    date: Day = None,
+) -> NodeSummary:
+    day = date or today(request)
     async with request.app.state.pool.acquire() as conn:
-        summary = await views.place_summary(conn, node_id)
+        await known_in_scope(conn, principal, node_id)
+        summary = await node_summary(conn, node_id, day)
         if summary is None:
             raise Problem(404, f"node {node_id} is not known to reporting (yet)")
-        await check_scope(principal, node_id, places.covers(conn))
     return summary

@@ -1,0 +1,548 @@
+"""The `figures` read model: per (node, day, metric) for each node and all its ancestors.
+
+Each batch of events is folded in Python into node-level deltas (`figures` says which event
+adds what); at the end of the batch the deltas are spread over each node's ancestors, taken
+from the node's path, and written with ONE upsert
+(`INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE SET value = value + EXCLUDED.value`).
+
+Ordering. This consumer keeps its own copy of the place tree (`fig_places`) from the
+`registry.events` it reads anyway, so a move and the figures under it are applied in one
+order, in one transaction each: deltas gathered so far are written before a node is created
+or moved. A move takes the moved node's own rows (which already hold its whole subtree) off
+the old ancestors and adds them to the new ones. An event about a node this consumer has not
+seen yet (the registry's partition may lag the screening one) waits in `fig_pending` and is
+applied when the node's `NodeCreated` arrives.
+
+Corrections. What a voidable record (a person, a visit) added is logged in
+`fig_contributions`; voiding it adds the negation at the same nodes (wherever they sit now).
+
+Idempotency (dedupe by stream and version, offsets in the same transaction) is the consumer
+base's job; everything here is deterministic per event.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, tzinfo
+from functools import cached_property
+from typing import Any
+
+from services.reporting import figures
+from services.reporting.config import ReportingSettings
+from shared.contracts import EventPayload
+from shared.contracts.checkpoint import (
+    CheckpointOpened,
+    CrossingRecorded,
+    QuarantineBreachAttempted,
+)
+from shared.contracts.published import decode
+from shared.contracts.registry import (
+    HouseholdRegistered,
+    NodeCreated,
+    NodeMoved,
+    PersonMoved,
+    PersonRegistered,
+    PersonResidencyChanged,
+    PersonTagsChanged,
+    PersonVoided,
+)
+from shared.contracts.screening import (
+    CareTaskCompleted,
+    CareTaskMissed,
+    FollowUpMissed,
+    HouseholdVisited,
+    KeyPersonCleared,
+    KeyPersonFlagged,
+    ObservationStarted,
+    PersonInquired,
+    QuarantineExtended,
+    QuarantineOrdered,
+    QuarantineReleased,
+    QuarantineTransferred,
+    SampleCollected,
+    TemperatureRecorded,
+    TestResulted,
+    VaccineDoseGiven,
+    VisitVoided,
+)
+from shared.envelope import Envelope
+from shared.places import move_subtree_sql
+
+Key = tuple[str, date, str]
+
+UPSERT_METRICS = """
+INSERT INTO node_day_metrics (node_id, day, metric, value)
+SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[])
+ON CONFLICT (node_id, day, metric)
+DO UPDATE SET value = node_day_metrics.value + EXCLUDED.value
+"""
+
+UPSERT_PENDING = UPSERT_METRICS.replace("node_day_metrics", "fig_pending")
+
+# the moved node's rows, added to each (ancestor, sign): -1 for the old, +1 for the new ones
+TRANSFER = """
+INSERT INTO node_day_metrics (node_id, day, metric, value)
+SELECT a.node_id, m.day, m.metric, m.value * a.sign
+FROM node_day_metrics m CROSS JOIN unnest($2::text[], $3::int[]) AS a(node_id, sign)
+WHERE m.node_id = $1
+ON CONFLICT (node_id, day, metric)
+DO UPDATE SET value = node_day_metrics.value + EXCLUDED.value
+"""
+
+MOVE_FIG_PLACES = move_subtree_sql("fig_places")
+
+
+def ids_of(path: str) -> list[str]:
+    """Node ids along an ltree path, root first (labels are ids with `-` as `_`)."""
+    return [label.replace("_", "-") for label in path.split(".")] if path else []
+
+
+@dataclass
+class Batch:
+    """Node-level deltas of the events seen since the last flush."""
+
+    zone: tzinfo
+    deltas: defaultdict[Key, int] = field(default_factory=lambda: defaultdict(int))
+    contributions: list[tuple[str, str, date, str, int]] = field(default_factory=list)
+    homes: dict[str, str | None] = field(default_factory=dict)
+
+    def day(self, env: Envelope) -> date:
+        return figures.day_of(env.occurred_at, self.zone)
+
+    def add(
+        self,
+        node_id: str | None,
+        day: date,
+        changes: Iterable[figures.Change],
+        record: str | None = None,
+    ) -> None:
+        if node_id is None:
+            return
+        for metric, value in changes:
+            self.deltas[(node_id, day, metric)] += value
+            if record is not None:
+                self.contributions.append((record, node_id, day, metric, value))
+
+
+async def flush(conn: Any, batch: Batch) -> None:
+    """Spread the batch's deltas over each node and its ancestors; one upsert."""
+    if batch.contributions:
+        columns = [list(c) for c in zip(*batch.contributions, strict=True)]
+        await conn.execute(
+            "INSERT INTO fig_contributions (record, node_id, day, metric, value)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::bigint[])",
+            *columns,
+        )
+        batch.contributions.clear()
+    deltas = {k: v for k, v in batch.deltas.items() if v}
+    batch.deltas.clear()
+    if not deltas:
+        return
+    rows = await conn.fetch(
+        "SELECT id, path::text AS path FROM fig_places WHERE id = ANY($1::text[])",
+        list({node for node, _, _ in deltas}),
+    )
+    lines = {r["id"]: ids_of(r["path"]) for r in rows}
+    spread: defaultdict[Key, int] = defaultdict(int)
+    pending: dict[Key, int] = {}
+    for (node, day, metric), value in deltas.items():
+        line = lines.get(node)
+        if line is None:
+            pending[(node, day, metric)] = value
+            continue
+        for ancestor in line:
+            spread[(ancestor, day, metric)] += value
+    for sql, items in ((UPSERT_METRICS, spread), (UPSERT_PENDING, pending)):
+        items = {k: items[k] for k in sorted(items) if items[k]}
+        if items:
+            keys = [list(c) for c in zip(*items, strict=True)]
+            await conn.execute(sql, *keys, list(items.values()))
+
+
+# -- where an event counts -----------------------------------------------------------------
+
+
+async def home_of(conn: Any, batch: Batch, subject_id: str) -> str | None:
+    """The household of a registered, standing person (None for `h:` subjects)."""
+    if subject_id.startswith("h:"):
+        return None
+    if subject_id not in batch.homes:
+        batch.homes[subject_id] = await conn.fetchval(
+            "SELECT household_id FROM fig_persons WHERE id = $1 AND NOT voided", subject_id
+        )
+    return batch.homes[subject_id]
+
+
+async def prefetch_homes(conn: Any, batch: Batch, payloads: Iterable[EventPayload]) -> None:
+    """Where the batch's subjects live, in one query (handlers keep it current)."""
+    subjects = {
+        str(getattr(p, "subject_id", None) or getattr(p, "target_id", "")) for p in payloads
+    }
+    subjects = {s for s in subjects if s and not s.startswith("h:")}
+    if not subjects:
+        return
+    rows = await conn.fetch(
+        "SELECT id, household_id FROM fig_persons WHERE id = ANY($1::text[]) AND NOT voided",
+        list(subjects),
+    )
+    batch.homes.update(dict.fromkeys(subjects))
+    batch.homes.update({r["id"]: r["household_id"] for r in rows})
+
+
+async def subject_node(
+    conn: Any, batch: Batch, subject_id: str, *fallbacks: str | None
+) -> str | None:
+    home = await home_of(conn, batch, subject_id)
+    if home is not None:
+        return home
+    return next((f for f in fallbacks if f), None)
+
+
+# -- the place tree ---------------------------------------------------------------------------
+
+
+async def on_node_created(conn: Any, env: Envelope, e: NodeCreated, batch: Batch) -> None:
+    await flush(conn, batch)
+    label = e.path.rsplit(".", 1)[-1]
+    await conn.execute(
+        """
+        INSERT INTO fig_places (id, parent_id, path)
+        VALUES ($1, $2,
+                COALESCE((SELECT p.path FROM fig_places p WHERE p.id = $2) || $4::ltree,
+                         $3::ltree))
+        ON CONFLICT (id) DO NOTHING
+        """,
+        e.node_id,
+        e.parent_id,
+        e.path,
+        label,
+    )
+    waiting = await conn.fetch(
+        "DELETE FROM fig_pending WHERE node_id = $1 RETURNING day, metric, value", e.node_id
+    )
+    for row in waiting:
+        batch.deltas[(e.node_id, row["day"], row["metric"])] += row["value"]
+
+
+async def on_node_moved(conn: Any, env: Envelope, e: NodeMoved, batch: Batch) -> None:
+    await flush(conn, batch)
+    old = await conn.fetchval("SELECT path::text FROM fig_places WHERE id = $1", e.node_id)
+    old = old or e.old_path
+    parent = await conn.fetchval("SELECT path::text FROM fig_places WHERE id = $1", e.new_parent_id)
+    new = f"{parent}.{old.rsplit('.', 1)[-1]}" if parent else e.new_path
+    await conn.execute(MOVE_FIG_PLACES, old, new)
+    await conn.execute(
+        "UPDATE fig_places SET parent_id = $2 WHERE id = $1", e.node_id, e.new_parent_id
+    )
+    before, after = set(ids_of(old)[:-1]), set(ids_of(new)[:-1])
+    signs = {**{a: -1 for a in before - after}, **{a: 1 for a in after - before}}
+    if signs:
+        await conn.execute(TRANSFER, e.node_id, list(signs), list(signs.values()))
+
+
+# -- households and people --------------------------------------------------------------------
+
+
+async def on_household(conn: Any, env: Envelope, e: HouseholdRegistered, batch: Batch) -> None:
+    batch.add(e.node_id, batch.day(env), figures.household_registered())
+
+
+async def on_person_registered(conn: Any, env: Envelope, e: PersonRegistered, batch: Batch) -> None:
+    await conn.execute(
+        "INSERT INTO fig_persons (id, household_id, residency, tags) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (id) DO NOTHING",
+        e.person_id,
+        e.household_id,
+        e.residency,
+        e.tags,
+    )
+    batch.homes[e.person_id] = e.household_id
+    changes = figures.person_stock(e.residency, e.tags)
+    batch.add(e.household_id, batch.day(env), changes, f"person:{e.person_id}")
+
+
+async def _standing_person(conn: Any, person_id: str) -> Any:
+    return await conn.fetchrow(
+        "SELECT household_id, residency, tags FROM fig_persons WHERE id = $1 AND NOT voided",
+        person_id,
+    )
+
+
+async def on_person_moved(conn: Any, env: Envelope, e: PersonMoved, batch: Batch) -> None:
+    person = await _standing_person(conn, e.person_id)
+    if person is None:
+        return
+    day, record = batch.day(env), f"person:{e.person_id}"
+    batch.add(
+        person["household_id"],
+        day,
+        figures.person_stock(person["residency"], person["tags"], -1),
+        record,
+    )
+    batch.add(
+        e.to_household_id, day, figures.person_stock(person["residency"], person["tags"]), record
+    )
+    await conn.execute(
+        "UPDATE fig_persons SET household_id = $2 WHERE id = $1", e.person_id, e.to_household_id
+    )
+    batch.homes[e.person_id] = e.to_household_id
+
+
+async def on_residency(conn: Any, env: Envelope, e: PersonResidencyChanged, batch: Batch) -> None:
+    person = await _standing_person(conn, e.person_id)
+    if person is None:
+        return
+    changes = figures.residency_changed(person["residency"], e.residency)
+    batch.add(person["household_id"], batch.day(env), changes, f"person:{e.person_id}")
+    await conn.execute(
+        "UPDATE fig_persons SET residency = $2 WHERE id = $1", e.person_id, e.residency
+    )
+
+
+async def on_tags(conn: Any, env: Envelope, e: PersonTagsChanged, batch: Batch) -> None:
+    person = await _standing_person(conn, e.person_id)
+    if person is None:
+        return
+    changes = figures.tags_changed(person["tags"], e.tags)
+    batch.add(person["household_id"], batch.day(env), changes, f"person:{e.person_id}")
+    await conn.execute("UPDATE fig_persons SET tags = $2 WHERE id = $1", e.person_id, e.tags)
+
+
+async def _void(conn: Any, batch: Batch, record: str) -> None:
+    """Take back everything `record` added, at the nodes it added it to."""
+    await flush(conn, batch)
+    rows = await conn.fetch(
+        "DELETE FROM fig_contributions WHERE record = $1 RETURNING node_id, day, metric, value",
+        record,
+    )
+    for r in rows:
+        batch.deltas[(r["node_id"], r["day"], r["metric"])] -= r["value"]
+
+
+async def on_person_voided(conn: Any, env: Envelope, e: PersonVoided, batch: Batch) -> None:
+    await _void(conn, batch, f"person:{e.person_id}")
+    await conn.execute("UPDATE fig_persons SET voided = true WHERE id = $1", e.person_id)
+    batch.homes.pop(e.person_id, None)
+
+
+# -- visits and inquiries -------------------------------------------------------------------
+
+
+async def _screened_since(conn: Any, household_id: str) -> date | None:
+    value: date | None = await conn.fetchval(
+        "SELECT min(day) FROM fig_visits WHERE household_id = $1 AND screened AND NOT voided",
+        household_id,
+    )
+    return value
+
+
+async def on_visit(conn: Any, env: Envelope, e: HouseholdVisited, batch: Batch) -> None:
+    day, screened = batch.day(env), figures.counts_as_screened(e)
+    row = await conn.fetchrow(
+        """
+        WITH standing AS (
+            SELECT min(day) AS since FROM fig_visits
+            WHERE household_id = $2 AND screened AND NOT voided
+        ), added AS (
+            INSERT INTO fig_visits (id, household_id, day, screened) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (id) DO NOTHING RETURNING true AS inserted
+        )
+        SELECT (SELECT since FROM standing) AS since, (SELECT inserted FROM added) AS inserted
+        """,
+        e.visit_id,
+        e.household_id,
+        day,
+        screened,
+    )
+    if not row["inserted"]:
+        return
+    batch.add(e.household_id, day, figures.visit_flows(e), f"visit:{e.visit_id}")
+    before: date | None = row["since"]
+    after = min(before, day) if before is not None and screened else (day if screened else before)
+    for moved_day, delta in figures.screened_since_moved(before, after):
+        batch.add(e.household_id, moved_day, [("stock.screened_households", delta)])
+
+
+async def on_visit_voided(conn: Any, env: Envelope, e: VisitVoided, batch: Batch) -> None:
+    before = await _screened_since(conn, e.household_id)
+    voided = await conn.fetchval(
+        "UPDATE fig_visits SET voided = true WHERE id = $1 AND NOT voided RETURNING household_id",
+        e.visit_id,
+    )
+    if voided is None:
+        return
+    await _void(conn, batch, f"visit:{e.visit_id}")
+    after = await _screened_since(conn, voided)
+    for moved_day, delta in figures.screened_since_moved(before, after):
+        batch.add(voided, moved_day, [("stock.screened_households", delta)])
+
+
+async def on_inquiry(conn: Any, env: Envelope, e: PersonInquired, batch: Batch) -> None:
+    node = await subject_node(conn, batch, e.subject_id, e.household_id, env.node_id)
+    batch.add(node, batch.day(env), figures.inquiry_flows(e))
+
+
+# -- key persons and watches ----------------------------------------------------------------
+
+
+async def _subject(conn: Any, subject_id: str) -> Any:
+    await conn.execute(
+        "INSERT INTO fig_subjects (subject_id) VALUES ($1) ON CONFLICT DO NOTHING", subject_id
+    )
+    return await conn.fetchrow("SELECT * FROM fig_subjects WHERE subject_id = $1", subject_id)
+
+
+async def on_flagged(conn: Any, env: Envelope, e: KeyPersonFlagged, batch: Batch) -> None:
+    row = await _subject(conn, e.subject_id)
+    before = None if row["reasons"] is None else frozenset(row["reasons"])
+    node = row["key_node"] or await subject_node(conn, batch, e.subject_id, e.node_id, env.node_id)
+    batch.add(node, batch.day(env), figures.key_person_flagged(before, e.reasons))
+    await conn.execute(
+        "UPDATE fig_subjects SET key_node = $2, reasons = $3 WHERE subject_id = $1",
+        e.subject_id,
+        node,
+        sorted((before or frozenset()) | set(e.reasons)),
+    )
+
+
+async def on_cleared(conn: Any, env: Envelope, e: KeyPersonCleared, batch: Batch) -> None:
+    row = await _subject(conn, e.subject_id)
+    before = None if row["reasons"] is None else frozenset(row["reasons"])
+    batch.add(row["key_node"], batch.day(env), figures.key_person_cleared(before))
+    await conn.execute(
+        "UPDATE fig_subjects SET key_node = NULL, reasons = NULL WHERE subject_id = $1",
+        e.subject_id,
+    )
+
+
+WatchStepOf = Callable[[figures.Watch, Any], figures.WatchStep]
+
+
+def _watch(step: WatchStepOf) -> Callable[[Any, Envelope, Any, Batch], Awaitable[None]]:
+    """A watch transition: its changes count where the watch is held (the subject's node
+    when it started), so a stock leaves the node it was added to."""
+
+    async def apply(conn: Any, env: Envelope, e: Any, batch: Batch) -> None:
+        row = await _subject(conn, e.subject_id)
+        node = row["watch_node"] if row["watch"] is not None else None
+        node = node or await subject_node(
+            conn, batch, e.subject_id, getattr(e, "node_id", None), env.node_id
+        )
+        result = step(row["watch"], e)
+        batch.add(node, batch.day(env), result.changes)
+        await conn.execute(
+            "UPDATE fig_subjects SET watch = $2, watch_node = $3 WHERE subject_id = $1",
+            e.subject_id,
+            result.watch,
+            node if result.watch is not None else None,
+        )
+
+    return apply
+
+
+def _flows(
+    changes: Callable[[Any], list[figures.Change]],
+) -> Callable[[Any, Envelope, Any, Batch], Awaitable[None]]:
+    """A subject's flow event: counts at the subject's household (or the event's node)."""
+
+    async def apply(conn: Any, env: Envelope, e: Any, batch: Batch) -> None:
+        node = await subject_node(conn, batch, e.subject_id, env.node_id)
+        batch.add(node, batch.day(env), changes(e))
+
+    return apply
+
+
+async def _care_node(conn: Any, batch: Batch, target_id: str, env: Envelope) -> str | None:
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM fig_places WHERE id = $1)", target_id):
+        return target_id
+    return await subject_node(conn, batch, target_id, env.node_id)
+
+
+async def on_care_done(conn: Any, env: Envelope, e: CareTaskCompleted, batch: Batch) -> None:
+    node = await _care_node(conn, batch, e.target_id, env)
+    batch.add(node, batch.day(env), figures.care_done(e))
+
+
+async def on_care_missed(conn: Any, env: Envelope, e: CareTaskMissed, batch: Batch) -> None:
+    node = await _care_node(conn, batch, e.target_id, env)
+    batch.add(node, batch.day(env), figures.care_missed())
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+async def on_checkpoint(conn: Any, env: Envelope, e: CheckpointOpened, batch: Batch) -> None:
+    await conn.execute(
+        "INSERT INTO fig_checkpoints (id, node_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        e.checkpoint_id,
+        e.node_id,
+    )
+
+
+async def on_crossing(conn: Any, env: Envelope, e: CrossingRecorded, batch: Batch) -> None:
+    batch.add(e.node_id, batch.day(env), figures.crossing_flows(e))
+
+
+async def on_breach(conn: Any, env: Envelope, e: QuarantineBreachAttempted, batch: Batch) -> None:
+    node = await conn.fetchval("SELECT node_id FROM fig_checkpoints WHERE id = $1", e.checkpoint_id)
+    batch.add(node or env.node_id, batch.day(env), figures.breach())
+
+
+Apply = Callable[[Any, Envelope, Any, Batch], Awaitable[None]]
+
+HANDLERS: dict[type[EventPayload], Apply] = {
+    NodeCreated: on_node_created,
+    NodeMoved: on_node_moved,
+    HouseholdRegistered: on_household,
+    PersonRegistered: on_person_registered,
+    PersonMoved: on_person_moved,
+    PersonResidencyChanged: on_residency,
+    PersonTagsChanged: on_tags,
+    PersonVoided: on_person_voided,
+    HouseholdVisited: on_visit,
+    VisitVoided: on_visit_voided,
+    PersonInquired: on_inquiry,
+    KeyPersonFlagged: on_flagged,
+    KeyPersonCleared: on_cleared,
+    ObservationStarted: _watch(lambda w, e: figures.observation_started(w)),
+    QuarantineOrdered: _watch(figures.quarantine_ordered),
+    QuarantineExtended: _watch(lambda w, e: figures.quarantine_extended(w)),
+    QuarantineReleased: _watch(figures.quarantine_released),
+    QuarantineTransferred: _watch(figures.quarantine_transferred),
+    TemperatureRecorded: _flows(figures.temperature_flows),
+    FollowUpMissed: _flows(lambda e: figures.followup_missed()),
+    CareTaskCompleted: on_care_done,
+    CareTaskMissed: on_care_missed,
+    SampleCollected: _flows(figures.sample_collected),
+    TestResulted: _flows(figures.result_flows),
+    VaccineDoseGiven: _flows(figures.dose_given),
+    CheckpointOpened: on_checkpoint,
+    CrossingRecorded: on_crossing,
+    QuarantineBreachAttempted: on_breach,
+}
+
+
+class FiguresProjection:
+    """The `figures` consumer's handler: `(conn, events)` inside the consumer's transaction."""
+
+    def __init__(self, zone: tzinfo | None = None) -> None:
+        self._zone = zone
+
+    @cached_property
+    def zone(self) -> tzinfo:
+        return self._zone or ReportingSettings().zone
+
+    async def __call__(self, conn: Any, events: Sequence[Envelope]) -> None:
+        batch = Batch(self.zone)
+        decoded = [(env, decode(env)) for env in events]
+        await prefetch_homes(conn, batch, [p for _, p in decoded])
+        for env, payload in decoded:
+            apply = HANDLERS.get(type(payload))
+            if apply is not None:
+                await apply(conn, env, payload, batch)
+        await flush(conn, batch)
+
+
+FIGURES = FiguresProjection()
