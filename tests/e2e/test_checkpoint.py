@@ -92,7 +92,12 @@ async def gate(gate_stack: Stack, infra: Infra) -> AsyncIterator[Gate]:
     now = utc_now()
     g = Gate(s, pools, now, now - timedelta(days=3), now - timedelta(days=1))
     try:
-        await _seen(pools["checkpoint"], "SELECT true FROM places WHERE id = 'b1'")
+        # nodes travel in different partitions: wait for every place the tests use
+        await _seen(
+            pools["checkpoint"],
+            "SELECT count(*) = 7 FROM places WHERE id = ANY($1::text[])",
+            ["root", "street-a", "street-b", "comm", "g1", "g2", "b1"],
+        )
         opened = await s.checkpoint.post(
             "/v1/checkpoints",
             headers=admin,
