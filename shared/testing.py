@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import create_pool
 from shared.kernel_schema import KERNEL_DDL, statements
@@ -97,6 +98,22 @@ async def drop_schema(dsn: str, name: str) -> None:
         await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
     finally:
         await conn.close()
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete the topics a test created (all named `prefix...`).
+
+    Topics are kept forever by design, so without this every test run would leave its partitions
+    on the broker, which loads all of them at each start.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
 
 
 async def schema_pool(dsn: str, name: str, max_size: int = 30) -> Any:

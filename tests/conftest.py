@@ -6,7 +6,15 @@ from typing import Any
 import pytest
 
 from shared.kafka import ensure_topics, relay_producer
-from shared.testing import Infra, drop_schema, fresh_schema, provide_infra, schema_pool, unique
+from shared.testing import (
+    Infra,
+    delete_topics,
+    drop_schema,
+    fresh_schema,
+    provide_infra,
+    schema_pool,
+    unique,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,10 +49,11 @@ async def pool(infra: Infra, schema: str) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def topic(infra: Infra) -> str:
+async def topic(infra: Infra) -> AsyncIterator[str]:
     name = unique("test") + ".events"
     await ensure_topics(infra.kafka_bootstrap, [name], partitions=3)
-    return name
+    yield name
+    await delete_topics(infra.kafka_bootstrap, name)
 
 
 @pytest.fixture

@@ -17,7 +17,9 @@
 #   GRID_KAFKA_PORT             Kafka client port        (default 59092)
 #   GRID_KAFKA_CONTROLLER_PORT  KRaft controller port    (default 59093)
 #   GRID_KAFKA_VERSION          Kafka version; default tries 3.9.1, then 3.9.0
-#   GRID_INFRA_TIMEOUT          seconds to wait for each server (default 60)
+#   GRID_INFRA_TIMEOUT          seconds a server may go without answering or making
+#                               visible progress (log output) during start (default 60)
+#   GRID_INFRA_MAX_WAIT         hard limit on waiting for Kafka to load its logs (default 1200)
 #   GRID_INFRA                  "local" (default); "docker" is not supported yet
 set -euo pipefail
 
@@ -33,6 +35,7 @@ GRID_KAFKA_PORT="${GRID_KAFKA_PORT:-59092}"
 GRID_KAFKA_CONTROLLER_PORT="${GRID_KAFKA_CONTROLLER_PORT:-59093}"
 GRID_KAFKA_VERSION="${GRID_KAFKA_VERSION:-}"
 GRID_INFRA_TIMEOUT="${GRID_INFRA_TIMEOUT:-60}"
+GRID_INFRA_MAX_WAIT="${GRID_INFRA_MAX_WAIT:-1200}"
 GRID_INFRA="${GRID_INFRA:-local}"
 
 PG_DIR="$GRID_STATE_DIR/pg"
@@ -111,7 +114,7 @@ PY
 take_lock() {
     make_dirs "$GRID_STATE_DIR"
     exec 9>"$GRID_STATE_DIR/.lock"
-    flock -w $((GRID_INFRA_TIMEOUT * 2)) 9 || die "another infra.sh holds $GRID_STATE_DIR/.lock"
+    flock -w $((GRID_INFRA_MAX_WAIT + GRID_INFRA_TIMEOUT)) 9 || die "another infra.sh holds $GRID_STATE_DIR/.lock"
 }
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -330,6 +333,8 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 num.partitions=6
 log.dirs=$KAFKA_DATA
+# Loading partitions at start (and recovering them after an unclean stop) in parallel.
+num.recovery.threads.per.data.dir=4
 log.retention.ms=-1
 EOF
     # Everything to a size-capped file; nothing on the console.
@@ -424,11 +429,28 @@ kafka_fail() {
     die "$1 (log: $KAFKA_LOG, stdout/stderr: $KAFKA_OUT)"
 }
 
+# Size of the broker's log file: it grows while the broker loads partitions.
+kafka_log_size() {
+    stat -c %s "$KAFKA_LOG" 2>/dev/null || echo 0
+}
+
+# A broker that restarts over many partitions (or after an unclean stop) spends
+# a while loading logs before it answers; that is progress, not a hang. Wait as
+# long as its log keeps growing, up to GRID_INFRA_MAX_WAIT; give up after
+# GRID_INFRA_TIMEOUT seconds without an answer or a new log line.
 kafka_wait_ready() {
-    local deadline=$((SECONDS + GRID_INFRA_TIMEOUT))
+    local started=$SECONDS size last_size=-1 last_progress=$SECONDS
     until kafka_answers; do
         [[ -n "$(kafka_pid)" ]] || kafka_fail "Kafka exited during startup"
-        ((SECONDS < deadline)) || kafka_fail "Kafka did not answer on 127.0.0.1:$GRID_KAFKA_PORT within ${GRID_INFRA_TIMEOUT}s; it is left running as pid $(kafka_pid) ('down' stops it)"
+        size="$(kafka_log_size)"
+        if [[ "$size" != "$last_size" ]]; then
+            last_size="$size"
+            last_progress=$SECONDS
+        fi
+        ((SECONDS - last_progress < GRID_INFRA_TIMEOUT)) \
+            || kafka_fail "Kafka did not answer on 127.0.0.1:$GRID_KAFKA_PORT and logged nothing for ${GRID_INFRA_TIMEOUT}s; it is left running as pid $(kafka_pid) ('down' stops it)"
+        ((SECONDS - started < GRID_INFRA_MAX_WAIT)) \
+            || kafka_fail "Kafka did not answer on 127.0.0.1:$GRID_KAFKA_PORT within ${GRID_INFRA_MAX_WAIT}s; it is left running as pid $(kafka_pid) ('down' stops it)"
         sleep 0.5
     done
 }

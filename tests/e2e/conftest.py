@@ -23,7 +23,7 @@ from services.screening.main import create_app as screening_app
 from shared.auth import ALL_NODES, issue_token
 from shared.migrations import upgrade_async
 from shared.settings import ServiceSettings
-from shared.testing import Infra, drop_schema, unique
+from shared.testing import Infra, delete_topics, drop_schema, unique
 
 SERVICES: dict[str, tuple[type[ServiceSettings], Callable[[Any], FastAPI]]] = {
     "registry": (RegistrySettings, registry_app),
@@ -110,6 +110,7 @@ async def start_stack(infra: Infra, names: list[str], **overrides: Any) -> Async
     finally:
         for s in settings.values():
             await drop_schema(infra.pg_dsn, s.schema_name)
+        await delete_topics(infra.kafka_bootstrap, f"{run}.")
 
 
 @pytest.fixture
