@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import replace
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -236,6 +237,28 @@ async def start_observation(
     return await watch_out(request, body.subject_id, response)
 
 
+async def _change_watch(
+    request: Request,
+    principal: Principal,
+    subject_id: str,
+    node: str,
+    now: datetime,
+    decide: Any,
+) -> None:
+    """One transition of a subject's watch, decided against its current state."""
+    await guarded(
+        handlers.change_watch(
+            _pool(request),
+            subject_id,
+            command_context(request, principal),
+            occurred_at=now,
+            node_id=node,
+            decide=decide,
+            expected=expected_version(request),
+        )
+    )
+
+
 @observations.post(
     "/{subject_id}/release",
     response_model=WatchOut,
@@ -247,16 +270,13 @@ async def release_observation(
 ) -> WatchOut:
     node = await subject_in_url(request, principal, subject_id)
     now = utc_now()
-    await guarded(
-        handlers.change_watch(
-            _pool(request),
-            subject_id,
-            command_context(request, principal),
-            occurred_at=now,
-            node_id=node,
-            decide=lambda s: domain.decide_release(s, None, body.reason, now),
-            expected=expected_version(request),
-        )
+    await _change_watch(
+        request,
+        principal,
+        subject_id,
+        node,
+        now,
+        lambda s: domain.decide_release(s, None, body.reason, now),
     )
     return await watch_out(request, subject_id, response)
 
@@ -272,16 +292,13 @@ async def transfer_observation(
 ) -> WatchOut:
     node = await subject_in_url(request, principal, subject_id)
     now = utc_now()
-    await guarded(
-        handlers.change_watch(
-            _pool(request),
-            subject_id,
-            command_context(request, principal),
-            occurred_at=now,
-            node_id=node,
-            decide=lambda s: domain.decide_transfer(s, None, body.to, body.destination, now),
-            expected=expected_version(request),
-        )
+    await _change_watch(
+        request,
+        principal,
+        subject_id,
+        node,
+        now,
+        lambda s: domain.decide_transfer(s, None, body.to, body.destination, now),
     )
     return await watch_out(request, subject_id, response)
 
@@ -333,17 +350,7 @@ async def _change_quarantine(
     decide: Any,
 ) -> None:
     subject, node = await quarantine_in_scope(request, principal, quarantine_id)
-    await guarded(
-        handlers.change_watch(
-            _pool(request),
-            subject,
-            command_context(request, principal),
-            occurred_at=utc_now(),
-            node_id=node,
-            decide=decide,
-            expected=expected_version(request),
-        )
-    )
+    await _change_watch(request, principal, subject, node, utc_now(), decide)
 
 
 @quarantines.post(
