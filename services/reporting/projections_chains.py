@@ -5,8 +5,9 @@ Three projections, each with its own consumer (own offsets, dead letters, rebuil
 * `LEDGERS` keeps what the jurisdiction ledgers list: persons (masked), key persons,
   household visits, checkpoints and crossings.
 * `REPORTS` keeps each node's latest daily report per day and whether its first one was late.
-* `CHAINS` keeps chain templates, instances, assignments with their periods, and the key
-  persons a person-covering tier answers for.
+* `CHAINS` keeps chain templates, instances, assignments with their periods, the parties
+  (public name and role), the persons a person-covering tier may answer for (where they live,
+  voided or not) and the key persons among them.
 
 Place rows come from the `places` consumer; queries join them by id, so a moved subtree
 takes its rows with it. Every write is idempotent per event (upserts keyed by the record id).
@@ -23,6 +24,7 @@ from shared.contracts.registry import (
     ChainInstanceStarted,
     ChainTemplateDefined,
     PartyAssigned,
+    PartyRegistered,
     PersonContactChanged,
     PersonMoved,
     PersonRegistered,
@@ -267,13 +269,52 @@ async def on_chain_key_person_flagged(conn: Any, env: Envelope, e: KeyPersonFlag
     )
 
 
+async def on_chain_party_registered(conn: Any, env: Envelope, e: PartyRegistered) -> None:
+    await conn.execute(
+        """
+        INSERT INTO chain_parties (party_id, kind, name, role, node_id)
+        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (party_id) DO NOTHING
+        """,
+        e.party_id, e.kind, e.name, e.role, e.node_id,
+    )  # fmt: skip
+
+
+async def on_chain_person_registered(conn: Any, env: Envelope, e: PersonRegistered) -> None:
+    await conn.execute(
+        """
+        INSERT INTO chain_persons (person_id, household_id, name_masked) VALUES ($1, $2, $3)
+        ON CONFLICT (person_id) DO NOTHING
+        """,
+        e.person_id,
+        e.household_id,
+        e.name_masked,
+    )
+
+
 async def on_chain_person_moved(conn: Any, env: Envelope, e: PersonMoved) -> None:
-    """A key person who moves is answered for where they live now."""
+    """A person (key or not) who moves is answered for where they live now."""
     await conn.execute(
         "UPDATE chain_key_persons SET node_id = $2 WHERE subject_id = $1",
         e.person_id,
         e.to_household_id,
     )
+    await conn.execute(
+        "UPDATE chain_persons SET household_id = $2 WHERE person_id = $1",
+        e.person_id,
+        e.to_household_id,
+    )
+
+
+async def on_chain_person_contact(conn: Any, env: Envelope, e: PersonContactChanged) -> None:
+    await conn.execute(
+        "UPDATE chain_persons SET name_masked = $2 WHERE person_id = $1",
+        e.person_id,
+        e.name_masked,
+    )
+
+
+async def on_chain_person_voided(conn: Any, env: Envelope, e: PersonVoided) -> None:
+    await conn.execute("UPDATE chain_persons SET voided = true WHERE person_id = $1", e.person_id)
 
 
 async def on_chain_key_person_cleared(conn: Any, env: Envelope, e: KeyPersonCleared) -> None:
@@ -306,7 +347,11 @@ CHAIN_HANDLERS: dict[type[Any], Apply] = {
     AssignmentEnded: on_assignment_ended,
     KeyPersonFlagged: on_chain_key_person_flagged,
     KeyPersonCleared: on_chain_key_person_cleared,
+    PartyRegistered: on_chain_party_registered,
+    PersonRegistered: on_chain_person_registered,
     PersonMoved: on_chain_person_moved,
+    PersonContactChanged: on_chain_person_contact,
+    PersonVoided: on_chain_person_voided,
 }
 
 LEDGERS = Projection(LEDGER_HANDLERS)

@@ -118,6 +118,10 @@ ACCESS = [
          EVERYONE, params={"node_id": "root", "level": "grid", "date": "2020-02-01"}),
     Call("reporting", "GET", "/v1/blind-spots", "/v1/blind-spots", EVERYONE,
          params={"node_id": "root", "chain": "inst-1", "date": "2020-02-01"}),
+    Call("reporting", "GET", "/v1/chains/{template}/parties/{party_id}/summary",
+         "/v1/chains/baobao-4/parties/party-1/summary", EVERYONE, params={"date": "2020-02-01"}),
+    Call("reporting", "GET", "/v1/chains/{template}/tree", "/v1/chains/baobao-4/tree", EVERYONE,
+         params={"node_id": "root", "date": "2020-02-01"}),
 ]
 
 OPS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
