@@ -9,6 +9,7 @@ from services.reporting.config import ReportingSettings
 from services.reporting.projections import PLACES
 from services.reporting.projections_chains import CHAINS, LEDGERS, REPORTS
 from services.reporting.projections_figures import FIGURES
+from services.reporting.projections_testing import TESTING
 from shared import logs
 from shared.consumer import Handler
 from shared.contracts import checkpoint, registry, screening
@@ -23,6 +24,7 @@ CONSUMES: list[tuple[str, list[str], Handler]] = [
     ("reports", [screening.TOPIC], REPORTS),
     ("chains", [registry.TOPIC, screening.TOPIC], CHAINS),
     ("figures", [registry.TOPIC, screening.TOPIC, checkpoint.TOPIC], FIGURES),
+    ("testing", [registry.TOPIC, screening.TOPIC], TESTING),
 ]
 
 

@@ -6,6 +6,7 @@ the table does not list, so a new endpoint cannot ship without deciding who may 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,14 +16,15 @@ from services.registry.main import create_app as registry_app
 from services.reporting.main import create_app as reporting_app
 from shared.auth import Role
 from shared.identity import resident_id_check_digit
-from shared.testing import eventually
-from tests.e2e.conftest import Stack
+from shared.testing import Infra, eventually
+from tests.e2e.conftest import Stack, start_stack
 
 EVERYONE = frozenset(Role)
 WRITERS = frozenset({Role.ADMIN, Role.REGISTRAR})
 PII_READERS = frozenset({Role.ADMIN, Role.REGISTRAR, Role.GRID_WORKER, Role.MEDIC})
 LOOKUP = frozenset({Role.ADMIN, Role.REGISTRAR, Role.GRID_WORKER, Role.MEDIC, Role.INTEGRATOR})
 AUDITORS = frozenset({Role.ADMIN, Role.AUDITOR})
+DOOR_LISTS = EVERYONE - {Role.GATEKEEPER}
 ZHANG = "11010519900101123" + resident_id_check_digit("11010519900101123")
 LI = "22010219851231456" + resident_id_check_digit("22010219851231456")
 WANG = "51012119700505123" + resident_id_check_digit("51012119700505123")
@@ -118,6 +120,14 @@ ACCESS = [
          EVERYONE, params={"node_id": "root", "level": "grid", "date": "2020-02-01"}),
     Call("reporting", "GET", "/v1/blind-spots", "/v1/blind-spots", EVERYONE,
          params={"node_id": "root", "chain": "inst-1", "date": "2020-02-01"}),
+    Call("reporting", "GET", "/v1/testing-rounds/{round_id}/coverage",
+         "/v1/testing-rounds/round-1/coverage", EVERYONE, params={"node_id": "comm"}),
+    Call("reporting", "GET", "/v1/testing-rounds/{round_id}/children",
+         "/v1/testing-rounds/round-1/children", EVERYONE, params={"node_id": "root"}),
+    Call("reporting", "GET", "/v1/testing-rounds/{round_id}/unsampled",
+         "/v1/testing-rounds/round-1/unsampled", DOOR_LISTS, params={"node_id": "comm"}),
+    Call("reporting", "GET", "/v1/nodes/{node_id}/vaccination", "/v1/nodes/root/vaccination",
+         EVERYONE, params={"date": "2020-02-01"}),
     Call("reporting", "GET", "/v1/chains/{template}/parties/{party_id}/summary",
          "/v1/chains/baobao-4/parties/party-1/summary", EVERYONE, params={"date": "2020-02-01"}),
     Call("reporting", "GET", "/v1/chains/{template}/tree", "/v1/chains/baobao-4/tree", EVERYONE,
@@ -136,6 +146,30 @@ def test_every_route_is_in_the_access_table(create: Any) -> None:
     assert routes, "the app publishes no routes"
     listed = {(c.method, c.route) for c in ACCESS}
     assert routes - listed == set()
+
+
+@pytest.fixture
+async def stack(infra: Infra) -> AsyncIterator[Stack]:
+    """Registry and reporting, and screening for a test round reporting reports on."""
+    async for s in start_stack(infra, ["registry", "screening", "reporting"]):
+        yield s
+
+
+async def _start_round(stack: Stack) -> None:
+    admin = stack.token("admin")
+    body = {"id": "round-1", "node_id": "comm", "number": 1, "starts_on": "2020-02-01",
+            "ends_on": "2020-02-03"}
+
+    async def started() -> bool:  # once screening knows the place
+        r = await stack.screening.post("/v1/test-rounds", json=body, headers=admin)
+        return r.status_code == 201
+
+    async def reporting_knows_it() -> bool:
+        r = await stack.reporting.get("/v1/testing-rounds/round-1/coverage", headers=admin)
+        return r.status_code == 200
+
+    await eventually(started)
+    await eventually(reporting_knows_it)
 
 
 async def _seed(stack: Stack) -> None:
@@ -170,6 +204,7 @@ async def _seed(stack: Stack) -> None:
         return r.status_code == 200
 
     await eventually(reporting_knows_root)
+    await _start_round(stack)
 
 
 async def test_role_table(stack: Stack) -> None:
