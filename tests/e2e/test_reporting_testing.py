@@ -12,8 +12,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.reporting.projections_testing import TestingProjection
+from shared.db import create_pool
+from shared.envelope import Envelope
+from shared.eventstore import COLUMNS, row_to_envelope
 from shared.identity import resident_id_check_digit
-from shared.testing import Infra, eventually
+from shared.migrations import upgrade_async
+from shared.testing import Infra, drop_schema, eventually, unique
 from tests.e2e.conftest import Stack, start_stack
 from tests.e2e.test_places import grow
 
@@ -145,6 +150,13 @@ async def sample(s: Stack, sample_id: str, person_id: str, result: str | None = 
         assert r.status_code == 200, r.text
 
 
+async def move_node(s: Stack, node_id: str, parent_id: str) -> None:
+    r = await s.registry.post(
+        f"/v1/nodes/{node_id}/move", headers=s.token("admin"), json={"parent_id": parent_id}
+    )
+    assert r.status_code == 200, r.text
+
+
 async def move(s: Stack, person_id: str, household_id: str) -> None:
     r = await s.registry.post(
         f"/v1/persons/{person_id}/move",
@@ -261,6 +273,54 @@ async def test_round_coverage_follows_people_samples_and_results(stack: Stack) -
     r = await s.reporting.get("/v1/testing-rounds/nope/coverage", headers=s.token("command"))
     assert r.status_code == 404, r.text
 
+    # a building moved to the other grid takes its persons' figures along
+    await move_node(s, "b2", "g1")
+    await settle(s, {"g1": figures(4, 3, 2, 1), "g2": figures(0), "comm": figures(4, 3, 2, 1)})
+
+    await replays_agree(s)
+
+
+FIGURE_TABLES = {
+    "round_figures": "SELECT round_id, node_id, due, sampled, resulted, positive"
+    " FROM round_figures WHERE (due, sampled, resulted, positive) <> (0, 0, 0, 0)"
+    " ORDER BY round_id, node_id",
+    "round_persons": "SELECT * FROM round_persons ORDER BY round_id, person_id",
+    "vaccination_node_days": "SELECT node_id, day, metric, value FROM vaccination_node_days"
+    " WHERE value <> 0 ORDER BY node_id, day, metric",
+}
+
+
+async def tables(pool: Any) -> dict[str, list[tuple[Any, ...]]]:
+    return {name: [tuple(r) for r in await pool.fetch(sql)] for name, sql in FIGURE_TABLES.items()}
+
+
+async def replays_agree(s: Stack) -> None:
+    """Every event again, screening's before registry's, one by one and then all of them a
+    second time (bypassing the consumer's dedupe): the same figures as the live ones."""
+    events: dict[str, list[Envelope]] = {}
+    for service in ("registry", "screening"):
+        rows = await s.apps[service].state.pool.fetch(
+            f"SELECT {COLUMNS} FROM events ORDER BY position"
+        )
+        events[service] = [row_to_envelope(r) for r in rows]
+    live = await tables(s.apps["reporting"].state.pool)
+    assert any(live.values())
+    settings = s.apps["reporting"].state.settings
+    schema = unique("testing_replay")
+    await upgrade_async("reporting", settings.database_url, schema)
+    pool = await create_pool(settings.database_url, schema)
+    projection = TestingProjection(ZONE)
+    try:
+        for batch in [[e] for e in events["screening"] + events["registry"]] + [
+            events["registry"] + events["screening"]
+        ]:
+            async with pool.acquire() as conn, conn.transaction():
+                await projection(conn, batch)
+        assert await tables(pool) == live
+    finally:
+        await pool.close()
+        await drop_schema(settings.database_url, schema)
+
 
 async def test_vaccination_by_dose(stack: Stack) -> None:
     s = stack
@@ -317,3 +377,13 @@ async def test_vaccination_by_dose(stack: Stack) -> None:
         "/v1/nodes/comm/vaccination", headers=s.token("command", scope=["comm2"])
     )
     assert r.status_code == 403, r.text
+
+    # a building moved into the community brings its persons and their doses
+    await move_node(s, "b3", "g2")
+    expected = {"comm": (5, 3, 2, 1), "g2": (3, 2, 1, 0), "comm2": (0, 0, 0, 0)}
+    try:
+        await eventually(settled, timeout=30)
+    except AssertionError:
+        assert {n: await vaccination(n) for n in expected} == expected
+        raise
+    await replays_agree(s)
