@@ -11,11 +11,17 @@
 A handler receives a batch of envelopes and the connection of the open transaction. The batch
 is first tried whole inside a savepoint; if it fails, events are retried one by one so that
 only the bad one is parked.
+
+A consumer built with a `gate` takes that Postgres advisory lock (shared) around each batch,
+*before* its transaction begins. A rebuild holds it exclusively while it swaps freshly built
+tables in (shared/rebuild.py): live batches wait, and the first transaction after the swap
+starts on the new tables (a transaction begun before it could mix old and new tables).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -35,6 +41,12 @@ from shared.metrics import (
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Sequence[Envelope]], Awaitable[None]]
+
+
+def gate_key(schema: str) -> int:
+    """The advisory-lock key that pauses the consumers of the read models in `schema`."""
+    digest = hashlib.blake2b(f"grid-read-model-gate:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -60,6 +72,7 @@ class EventConsumer:
         *,
         name: str,
         max_records: int = 500,
+        gate: int | None = None,
     ) -> None:
         self.pool = pool
         self.bootstrap = bootstrap
@@ -67,6 +80,7 @@ class EventConsumer:
         self.handler = handler
         self.name = name
         self.max_records = max_records
+        self.gate = gate
         self.kafka: AIOKafkaConsumer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -140,7 +154,29 @@ class EventConsumer:
 
     # -- applying ------------------------------------------------------------------------
     async def process(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
+            if self.gate is None:
+                applied = await self._process_in_transaction(conn, tp, records)
+            else:
+                # the pool's connection reset releases it too, should the unlock not run
+                await conn.execute("SELECT pg_advisory_lock_shared($1)", self.gate)
+                try:
+                    applied = await self._process_in_transaction(conn, tp, records)
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock_shared($1)", self.gate)
+        if applied is None:
+            return
+        next_offset, fresh = applied
+        await self.commit_kafka(tp, next_offset)
+        if fresh:
+            age = datetime.now(UTC) - fresh[-1][1].recorded_at
+            CONSUMER_LAG.labels(self.name).set(age.total_seconds())
+
+    async def _process_in_transaction(
+        self, conn: Any, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
+    ) -> tuple[int, list[tuple[ConsumerRecord[Any, Any], Envelope]]] | None:
+        """Apply the records not applied yet; the next offset and what was applied."""
+        async with conn.transaction():
             # The row lock serialises a zombie member and the partition's new owner during a
             # rebalance; the row is created first so that there is something to lock.
             await conn.execute(
@@ -159,17 +195,14 @@ class EventConsumer:
             )
             records = [r for r in records if r.offset >= stored]
             if not records:
-                return
+                return None
             fresh, parked = self._decode(records)
             fresh = await self._drop_duplicates(conn, fresh)
             for record, error in parked:
                 await self._park(conn, tp, record, None, error)
             await self._apply(conn, tp, fresh)
             await self._remember(conn, tp, records[-1].offset + 1, fresh, parked)
-        await self.commit_kafka(tp, records[-1].offset + 1)
-        if fresh:
-            age = datetime.now(UTC) - fresh[-1][1].recorded_at
-            CONSUMER_LAG.labels(self.name).set(age.total_seconds())
+        return records[-1].offset + 1, fresh
 
     def _decode(
         self, records: list[ConsumerRecord[Any, Any]]

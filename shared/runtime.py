@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from shared.consumer import EventConsumer, Handler
+from shared.consumer import EventConsumer, Handler, gate_key
 from shared.db import create_pool
 from shared.http import Part, background
 from shared.kafka import ensure_topics, relay_producer
@@ -64,10 +64,18 @@ class WithPool:
     build: Callable[[Any], Handler]
 
 
+def consumer_name(settings: ServiceSettings, name: str) -> str:
+    """The Kafka group and the key of the stored offsets of the read model `name`."""
+    return f"{settings.topic_prefix}{settings.schema_name}.{name}"
+
+
 def consumer(
     settings: ServiceSettings, name: str, topics: Sequence[str], handler: Handler | WithPool
 ) -> Part:
-    """Feed a read model from `topics`; the group and stored offsets are named `name`."""
+    """Feed a read model from `topics`; the group and stored offsets are named `name`.
+
+    Its batches pass the schema's gate, which a rebuild closes while it swaps tables in.
+    """
 
     async def run(app: FastAPI, stop: asyncio.Event) -> None:
         await ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
@@ -76,7 +84,8 @@ def consumer(
             settings.kafka_bootstrap,
             topics,
             handler.build(app.state.pool) if isinstance(handler, WithPool) else handler,
-            name=f"{settings.topic_prefix}{settings.schema_name}.{name}",
+            name=consumer_name(settings, name),
+            gate=gate_key(settings.schema_name),
         ).run(stop)
 
     return background(f"{settings.service}-{name}", run)

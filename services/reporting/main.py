@@ -10,6 +10,7 @@ from services.reporting.projections import PLACES
 from services.reporting.projections_chains import CHAINS, LEDGERS, REPORTS
 from services.reporting.projections_figures import FIGURES
 from services.reporting.projections_testing import TESTING
+from services.reporting.rebuild import operations
 from shared import logs
 from shared.consumer import Handler
 from shared.contracts import checkpoint, registry, screening
@@ -34,7 +35,10 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         settings,
         title="Reporting",
         routers=ROUTERS,
-        parts=service_parts(settings, publishes=None, consumes=CONSUMES),
+        parts=[
+            *service_parts(settings, publishes=None, consumes=CONSUMES),
+            *operations(settings, CONSUMES),
+        ],
         description="Live figures per place, level and responsible party.",
     )
 

@@ -1,0 +1,331 @@
+"""Rebuild every read model of a schema from offset 0 of its topics, then swap it in.
+
+1. A fresh schema `<schema>_rb_<id>` is migrated with the service's migrations.
+2. One `CatchUpConsumer` per read model, under the live consumer's name but without a Kafka
+   group (every partition assigned, offsets from the fresh schema, i.e. from 0), applies the
+   topics with the consumer base's usual guarantees. Rounds are repeated until a round finds
+   little new; queries and the live consumers keep using the live schema meanwhile.
+3. The schema's gate (`shared.consumer.gate_key`) is taken exclusively: it waits for live
+   batches in flight and holds back new ones (in every process of the service). The rebuild
+   catches up to the high watermarks read under the gate, then, in ONE transaction, renames
+   the live schema to `<schema>_old_<id>` and the fresh one to `<schema>`, and lets the gate
+   go. Live consumers then begin their next transaction on the rebuilt tables, whose stored
+   offsets and per-stream versions are the rebuild's: nothing is lost or applied twice.
+4. The old schema is dropped (after queries still reading it finish).
+
+Connections keep their `search_path` by name, so they see the rebuilt tables from their next
+transaction on: Postgres re-plans cached statements when the schemas a search path names
+change. (A transaction that had already read a table keeps reading the old one; that is why
+the live consumers take the gate *before* they begin.)
+
+One rebuild per schema at a time, across processes (an advisory lock held by the rebuild).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from pydantic import BaseModel, Field
+
+from shared.consumer import EventConsumer, Handler, gate_key
+from shared.db import check_schema_name, create_pool
+from shared.lag import partitions_of
+
+log = logging.getLogger(__name__)
+
+Migrate = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ReadModel:
+    """One consumer to rebuild: the live consumer's name, its topics, its handler."""
+
+    name: str
+    topics: tuple[str, ...]
+    handler: Handler
+
+
+class Phase(StrEnum):
+    PENDING = "pending"
+    MIGRATING = "migrating"
+    CATCHING_UP = "catching_up"
+    SWAPPING = "swapping"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class RebuildStatus(BaseModel):
+    id: str
+    schema_name: str = Field(serialization_alias="schema")
+    phase: Phase = Phase.PENDING
+    started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    records: dict[str, int] = Field(default_factory=dict, description="records read per read model")
+    rounds: int = 0
+    paused_seconds: float | None = Field(
+        None, description="how long live consumers waited at the gate for the swap"
+    )
+    error: str | None = None
+
+
+class RebuildRunning(Exception):
+    """Another rebuild of the schema holds the lock."""
+
+
+def _running_key(schema: str) -> int:
+    digest = hashlib.blake2b(f"grid-rebuild:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class CatchUpConsumer(EventConsumer):
+    """A read model's consumer without a group: reads every partition of its topics from the
+    offsets stored in its pool's schema, up to given targets."""
+
+    def __init__(self, *args: Any, on_records: Callable[[int], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_records = on_records
+        self.partitions: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        self.kafka = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=self.max_records,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+        await self.kafka.start()
+        self.partitions = await partitions_of(self.bootstrap, self.topics)
+        self.kafka.assign(self.partitions)
+        await self.seek_to_stored(self.partitions)
+
+    async def commit_kafka(self, tp: TopicPartition, next_offset: int) -> None:
+        return None  # no group: Kafka's committed offsets stay the live consumer's
+
+    async def process(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
+        await super().process(tp, records)
+        self.on_records(len(records))
+
+    async def ends(self) -> dict[TopicPartition, int]:
+        assert self.kafka is not None
+        if not self.partitions:
+            return {}
+        ends: dict[TopicPartition, int] = await self.kafka.end_offsets(self.partitions)
+        return ends
+
+    async def catch_up(self, targets: dict[TopicPartition, int]) -> None:
+        """Apply everything before `targets` (a batch may go beyond them)."""
+        assert self.kafka is not None
+        behind = dict(targets)
+        while behind:
+            await self.poll_once(timeout_ms=100)
+            for tp in list(behind):
+                if await self.kafka.position(tp) >= behind[tp]:
+                    del behind[tp]
+
+
+class Rebuild:
+    """Rebuild the read models of `schema` into fresh tables and swap them in."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        schema: str,
+        bootstrap: str,
+        models: Sequence[ReadModel],
+        migrate: Migrate,
+        batch: int = 5000,
+        small_round: int = 2000,
+        max_rounds: int = 10,
+        gate_timeout: float = 60.0,
+        keep_old: bool = False,
+        on_swapped: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = check_schema_name(schema)
+        self.bootstrap = bootstrap
+        self.models = list(models)
+        self.migrate = migrate
+        self.batch = batch
+        self.small_round = small_round
+        self.max_rounds = max_rounds
+        self.gate_timeout = gate_timeout
+        self.keep_old = keep_old
+        self.on_swapped = on_swapped
+        suffix = uuid.uuid4().hex[:8]
+        self.fresh = check_schema_name(f"{schema}_rb_{suffix}")
+        self.old = check_schema_name(f"{schema}_old_{suffix}")
+        self.status = RebuildStatus(id=suffix, schema_name=schema)
+        self._holder: Any = None
+
+    # -- the one-at-a-time lock ------------------------------------------------------------
+    async def claim(self) -> None:
+        """Take the schema's rebuild lock (RebuildRunning if another rebuild holds it)."""
+        holder = await asyncpg.connect(self.dsn)
+        try:
+            if not await holder.fetchval(
+                "SELECT pg_try_advisory_lock($1)", _running_key(self.schema)
+            ):
+                raise RebuildRunning(f"a rebuild of {self.schema} is running")
+        except BaseException:
+            await holder.close()
+            raise
+        self._holder = holder
+
+    async def run(self) -> RebuildStatus:
+        if self._holder is None:
+            await self.claim()
+        try:
+            await self._build()
+            self.status.phase = Phase.DONE
+        except BaseException as exc:
+            self.status.phase = Phase.FAILED
+            self.status.error = f"{type(exc).__name__}: {exc}"
+            log.exception("rebuild %s of %s failed", self.status.id, self.schema)
+            await self._drop(self.fresh)
+            raise
+        finally:
+            self.status.finished_at = datetime.now(UTC)
+            await self._holder.close()  # lets the locks go
+            self._holder = None
+        return self.status
+
+    # -- steps -----------------------------------------------------------------------------
+    async def _build(self) -> None:
+        self.status.phase = Phase.MIGRATING
+        await self.migrate(self.fresh)
+        pool = await create_pool(self.dsn, self.fresh, min_size=1, max_size=len(self.models) + 1)
+        consumers = [self._consumer(pool, m) for m in self.models]
+        try:
+            for c in consumers:
+                await c.start()
+            self.status.phase = Phase.CATCHING_UP
+            await self._rounds(consumers)
+            self.status.phase = Phase.SWAPPING
+            await self._gated_swap(consumers, pool)
+        finally:
+            for c in consumers:
+                await c.stop()
+            await pool.close()
+        await self._retire_old()
+
+    def _consumer(self, pool: Any, model: ReadModel) -> CatchUpConsumer:
+        self.status.records[model.name] = 0
+
+        def count(n: int) -> None:
+            self.status.records[model.name] += n
+
+        return CatchUpConsumer(
+            pool,
+            self.bootstrap,
+            model.topics,
+            model.handler,
+            name=model.name,
+            max_records=self.batch,
+            on_records=count,
+        )
+
+    async def _catch_up(self, consumers: Sequence[CatchUpConsumer]) -> int:
+        before = sum(self.status.records.values())
+        targets = [await c.ends() for c in consumers]
+        await asyncio.gather(*(c.catch_up(t) for c, t in zip(consumers, targets, strict=True)))
+        self.status.rounds += 1
+        return sum(self.status.records.values()) - before
+
+    async def _rounds(self, consumers: Sequence[CatchUpConsumer]) -> None:
+        """Catch up while live traffic goes on, until a round finds little new."""
+        for _ in range(self.max_rounds):
+            if await self._catch_up(consumers) <= self.small_round:
+                return
+
+    async def _gated_swap(self, consumers: Sequence[CatchUpConsumer], pool: Any) -> None:
+        holder = self._holder
+        gate = gate_key(self.schema)
+        await holder.execute(f"SET lock_timeout = {int(self.gate_timeout * 1000)}")
+        await holder.execute("SELECT pg_advisory_lock($1)", gate)
+        paused = asyncio.get_running_loop().time()
+        try:
+            await self._catch_up(consumers)  # under the gate: the live position cannot move
+            for c in consumers:
+                await c.stop()
+            await pool.close()  # its connections name the fresh schema
+            live = await holder.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", self.schema
+            )
+            async with holder.transaction():
+                if live:
+                    await holder.execute(f"ALTER SCHEMA {self.schema} RENAME TO {self.old}")
+                await holder.execute(f"ALTER SCHEMA {self.fresh} RENAME TO {self.schema}")
+        finally:
+            await holder.execute("SELECT pg_advisory_unlock($1)", gate)
+            self.status.paused_seconds = round(asyncio.get_running_loop().time() - paused, 3)
+        log.info("rebuild %s: %s swapped in", self.status.id, self.schema)
+        if self.on_swapped is not None:
+            try:
+                await self.on_swapped()
+            except Exception as exc:  # noqa: BLE001 - the swap is done; connections catch up
+                log.warning("rebuild %s: after-swap hook failed: %s", self.status.id, exc)
+
+    async def _retire_old(self) -> None:
+        if not self.keep_old:
+            await self._drop(self.old)
+
+    async def _drop(self, schema: str) -> None:
+        try:
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            finally:
+                await conn.close()
+        except Exception as exc:  # noqa: BLE001 - leftovers are named and can be dropped later
+            log.warning("could not drop schema %s: %s", schema, exc)
+
+
+class Rebuilds:
+    """The rebuilds started by this process: their status by id, their tasks."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, RebuildStatus] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(self, rebuild: Rebuild) -> RebuildStatus:
+        """Claim the lock now (RebuildRunning if taken), run in the background."""
+        await rebuild.claim()
+        self.statuses[rebuild.status.id] = rebuild.status
+        task = asyncio.create_task(self._run(rebuild), name=f"rebuild-{rebuild.status.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return rebuild.status
+
+    @staticmethod
+    async def _run(rebuild: Rebuild) -> None:
+        try:
+            await rebuild.run()
+        except Exception:  # noqa: BLE001 - recorded in the status and logged
+            pass
+
+    def get(self, rebuild_id: str) -> RebuildStatus | None:
+        return self.statuses.get(rebuild_id)
+
+    def latest(self) -> RebuildStatus | None:
+        return next(reversed(self.statuses.values()), None)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,289 @@
+"""Reporting operability on real PostgreSQL and Kafka: a rebuild from offset 0 swapped in
+while queries answer gives the live figures and counts later events once; the lag endpoint
+shows a consumer behind, caught up, and what it dead-lettered."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from shared.consumer import gate_key
+from shared.testing import Infra, eventually
+from tests.e2e.conftest import Stack, start_stack
+from tests.e2e.test_places import grow
+from tests.e2e.test_reporting_figures import SHANGHAI, TREE, seed_world, visit
+
+NODES = ("g1", "g2", "comm", "comm2", "root")
+
+
+@pytest.fixture
+async def ops_stack(infra: Infra) -> AsyncIterator[Stack]:
+    async for s in start_stack(infra, ["registry", "screening", "reporting"]):
+        yield s
+
+
+async def lag(s: Stack, token: Any = None) -> Any:
+    r = await s.reporting.get("/v1/lag", headers=token or s.token("auditor"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def published(s: Stack) -> dict[str, int]:
+    """Events each service stored, by its topic's runtime name."""
+    counts = {}
+    for service in ("registry", "screening", "checkpoint"):
+        if service in s.apps:
+            settings = s.apps[service].state.settings
+            counts[settings.topic(f"{service}.events")] = await s.apps[service].state.pool.fetchval(
+                "SELECT count(*) FROM events"
+            )
+    return counts
+
+
+async def caught_up(s: Stack, extra: int = 0) -> Any:
+    """Wait until every stored event is on Kafka (plus `extra` foreign records) and every
+    read model has applied everything; the lag report then."""
+    stored = await published(s)
+    last: dict[str, Any] = {}
+
+    async def check() -> Any:
+        report = last["report"] = await lag(s)
+        ends: dict[tuple[str, int], int] = {}
+        for c in report["consumers"]:
+            for p in c["partitions"]:
+                ends[(p["topic"], p["partition"])] = p["high_watermark"]
+        on_kafka = last["on_kafka"] = {
+            t: sum(n for (topic, _), n in ends.items() if topic == t) for t in stored
+        }
+        everything = sum(on_kafka.values()) == sum(stored.values()) + extra
+        return report if everything and report["lag"] == 0 else None
+
+    try:
+        return await eventually(check, timeout=60)
+    except AssertionError as exc:
+        raise AssertionError(f"reporting never caught up: stored {stored}, {last}") from exc
+
+
+async def answers(s: Stack, today: str, yesterday: str) -> dict[str, Any]:
+    """What several endpoints answer, by URL."""
+    token = s.token("command")
+    got: dict[str, Any] = {}
+    queries: list[tuple[str, dict[str, str]]] = [
+        *((f"/v1/nodes/{n}/summary", {"date": d}) for n in NODES for d in (today, yesterday)),
+        ("/v1/nodes/comm/children/summary", {"date": today}),
+        ("/v1/nodes/root/trend", {"metric": "visits", "from": yesterday, "to": today}),
+        ("/v1/ledgers/key-persons.csv", {"node_id": "root", "date": today}),
+        ("/v1/ledgers/screening.csv", {"node_id": "root", "date": today}),
+    ]
+    for url, params in queries:
+        r = await s.reporting.get(url, params=params, headers=token)
+        assert r.status_code == 200, (url, r.text)
+        key = f"{url}?{sorted(params.items())}"
+        got[key] = r.json() if "json" in r.headers["content-type"] else r.text
+    return got
+
+
+async def visits_today(s: Stack, node_id: str, today: str) -> int:
+    r = await s.reporting.get(
+        f"/v1/nodes/{node_id}/summary", params={"date": today}, headers=s.token("command")
+    )
+    assert r.status_code == 200, r.text
+    return int(r.json()["flows"].get("visits", 0))
+
+
+async def schema_oid(s: Stack) -> int:
+    schema = s.apps["reporting"].state.settings.schema_name
+    oid: int = await s.apps["reporting"].state.pool.fetchval(
+        "SELECT oid::int FROM pg_namespace WHERE nspname = $1", schema
+    )
+    return oid
+
+
+async def test_rebuild_swaps_in_the_live_figures_while_queries_answer(ops_stack: Stack) -> None:
+    s = ops_stack
+    await seed_world(s)
+    now = datetime.now(UTC)
+    today = now.astimezone(SHANGHAI).date().isoformat()
+    yesterday_at = now - timedelta(days=1)
+    yesterday = yesterday_at.astimezone(SHANGHAI).date().isoformat()
+    worker = s.token("grid_worker", scope=["comm"], sub="worker-1")
+    for body in [
+        visit("v1", "h1", yesterday_at),
+        visit("v2", "h2", now, method="phone", outcome="absent", commitment_signed=False),
+        visit("v3", "h3", now),
+    ]:
+        r = await s.screening.post("/v1/visits", headers=worker, json=body)
+        assert r.status_code == 201, r.text
+    r = await s.screening.post(
+        "/v1/inquiries",
+        headers=worker,
+        json={"id": "inq-1", "person_id": "p3", "close_contact": True,
+              "occurred_at": now.isoformat()},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = await s.screening.post(
+        "/v1/visits/v3/void", headers=s.token("admin"), json={"reason": "录错"}
+    )
+    assert r.status_code == 200, r.text
+    await caught_up(s)
+    live = await answers(s, today, yesterday)
+    assert live[f"/v1/nodes/root/summary?{[('date', today)]}"]["stocks"]["key_persons"] == 1
+    g2_url = f"/v1/nodes/g2/summary?{[('date', today)]}"
+    root_visits = await visits_today(s, "root", today)
+    oid_before = await schema_oid(s)
+
+    admin = s.token("admin")
+    started = await s.reporting.post("/v1/admin/rebuild", headers=admin)
+    assert started.status_code == 202, started.text
+    rebuild_id = started.json()["id"]
+    assert started.headers["location"] == f"/v1/admin/rebuild/{rebuild_id}"
+    again = await s.reporting.post("/v1/admin/rebuild", headers=admin)
+    assert again.status_code == 409, again.text
+    assert again.headers["content-type"] == "application/problem+json"
+
+    # a visit recorded while the rebuild runs: counted once, whoever applies it
+    r = await s.screening.post("/v1/visits", headers=worker, json=visit("v5", "h1", now))
+    assert r.status_code == 201, r.text
+
+    # queries keep answering meanwhile: g2 is untouched by v5, the district sees it or not yet
+    phases, answered = set(), 0
+
+    async def rebuild_done() -> Any:
+        nonlocal answered
+        r = await s.reporting.get(f"/v1/admin/rebuild/{rebuild_id}", headers=admin)
+        assert r.status_code == 200, r.text
+        status = r.json()
+        phases.add(status["phase"])
+        g2 = await s.reporting.get(
+            "/v1/nodes/g2/summary", params={"date": today}, headers=s.token("command")
+        )
+        assert g2.status_code == 200 and g2.json() == live[g2_url], g2.text
+        assert await visits_today(s, "root", today) in (root_visits, root_visits + 1)
+        answered += 1
+        assert status["phase"] != "failed", status
+        return status if status["phase"] == "done" else None
+
+    status = await eventually(rebuild_done, timeout=120, interval=0.02)
+    assert answered > 1 and phases & {"migrating", "catching_up", "swapping"}, phases
+    assert status["schema"] == s.apps["reporting"].state.settings.schema_name
+    assert sum(status["records"].values()) > 0 and status["paused_seconds"] is not None
+    assert await schema_oid(s) != oid_before, "the live schema was not swapped"
+    leftovers = await s.apps["reporting"].state.pool.fetchval(
+        "SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1",
+        status["schema"] + r"\_%",
+    )
+    assert leftovers == 0  # the old tables are dropped, nothing half-built is left
+
+    # the rebuilt figures are the live ones, with v5 counted exactly once
+    await caught_up(s)
+    assert await visits_today(s, "root", today) == root_visits + 1
+    rebuilt = await answers(s, today, yesterday)
+    changed = {k for k in live if rebuilt[k] != live[k]}
+    assert all("g1" in k or "comm" in k or "root" in k or "screening" in k for k in changed)
+    assert rebuilt[g2_url] == live[g2_url]
+    assert (
+        rebuilt[f"/v1/nodes/g1/summary?{[('date', yesterday)]}"]
+        == (live[f"/v1/nodes/g1/summary?{[('date', yesterday)]}"])
+    )
+
+    # live consumers continue on the rebuilt tables: a new event counts once, everywhere
+    r = await s.screening.post("/v1/visits", headers=worker, json=visit("v4", "h2", now))
+    assert r.status_code == 201, r.text
+    await caught_up(s)
+    for node in ("g1", "comm", "root"):
+        assert await visits_today(s, node, today) == root_visits + 2, node
+    assert await visits_today(s, "g2", today) == live[g2_url]["flows"].get("visits", 0)
+
+    # a second rebuild of the same history gives the same answers again
+    second = await s.reporting.post("/v1/admin/rebuild", headers=admin)
+    assert second.status_code == 202, second.text
+
+    async def second_done() -> Any:
+        r = await s.reporting.get("/v1/admin/rebuild/latest", headers=admin)
+        status = r.json()
+        assert status["phase"] != "failed", status
+        return status["id"] == second.json()["id"] and status["phase"] == "done"
+
+    before_second = await answers(s, today, yesterday)
+    await eventually(second_done, timeout=120)
+    await caught_up(s)
+    assert await answers(s, today, yesterday) == before_second
+
+
+async def test_lag_shows_a_consumer_behind_caught_up_and_dead_letters(stack: Stack) -> None:
+    s = stack
+    await grow(s, TREE[:4])
+    report = await caught_up(s)
+    settings = s.apps["reporting"].state.settings
+    registry_topic = settings.topic("registry.events")
+    places = f"{settings.topic_prefix}{settings.schema_name}.places"
+    names = {c["consumer"] for c in report["consumers"]}
+    assert {places, places.replace(".places", ".figures")} <= names
+    assert report["dead_letters"] == 0
+    first = next(c for c in report["consumers"] if c["consumer"] == places)
+    assert {p["topic"] for p in first["partitions"]} == {registry_topic}
+    assert len(first["partitions"]) == settings.topic_partitions
+    assert all(p["committed"] == p["high_watermark"] for p in first["partitions"])
+
+    # the gate a rebuild closes for its swap holds the consumers back: the lag shows
+    holder = await asyncpg.connect(settings.database_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", gate_key(settings.schema_name))
+        r = await s.registry.post(
+            "/v1/nodes",
+            headers=s.token("admin"),
+            json={"id": "g9", "parent_id": "comm", "kind": "grid", "name": "第九网格"},
+        )
+        assert r.status_code == 201, r.text
+
+        async def behind() -> Any:
+            report = await lag(s)
+            mine = next(c for c in report["consumers"] if c["consumer"] == places)
+            return mine if mine["lag"] > 0 else None
+
+        mine = await eventually(behind, timeout=30)
+        assert mine["lag"] == 1
+        (late,) = [p for p in mine["partitions"] if p["lag"]]
+        assert late["high_watermark"] - late["committed"] == 1
+        metrics = (await s.reporting.get("/metrics")).text
+        line = (
+            f'grid_consumer_offset_lag{{consumer="{places}",partition="{late["partition"]}",'
+            f'topic="{registry_topic}"}} 1.0'
+        )
+        assert line in metrics
+    finally:
+        await holder.close()
+    await caught_up(s)
+
+    # an undecodable record is parked by every read model reading the topic, and passed
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(registry_topic, b"{not an envelope", partition=0)
+    finally:
+        await producer.stop()
+    report = await caught_up(s, extra=1)
+    readers = [c for c in report["consumers"] if registry_topic in {
+        p["topic"] for p in c["partitions"]}]  # fmt: skip
+    assert readers and all(c["dead_letters"] == 1 for c in readers)
+    assert report["dead_letters"] == len(readers)
+    for c in readers:
+        (parked,) = [p for p in c["partitions"] if p["dead_letters"]]
+        assert (parked["topic"], parked["partition"]) == (registry_topic, 0)
+    metrics = (await s.reporting.get("/metrics")).text
+    assert f'grid_consumer_dead_lettered_events{{consumer="{places}"}} 1.0' in metrics
+
+    # who may ask
+    assert (await s.reporting.get("/v1/lag", headers=s.token("command"))).status_code == 403
+    scoped = s.token("admin", scope=["comm"])
+    r = await s.reporting.get("/v1/lag", headers=scoped)
+    assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
+    r = await s.reporting.post("/v1/admin/rebuild", headers=s.token("auditor"))
+    assert r.status_code == 403
+    r = await s.reporting.get("/v1/admin/rebuild/nope", headers=s.token("admin"))
+    assert r.status_code == 404 and "rebuild_id" in r.json()["detail"]
