@@ -1,0 +1,153 @@
+"""Acceptance: the small district scenario, loaded through the public APIs of all four
+services on real PostgreSQL and Kafka, shows in reporting exactly the figures the scenario
+expects — at district, street, township, community, village and grid level, every simulated
+day and the load day, every metric — and the chains' blind spots it left on purpose.
+
+The expectation (`scenario.truth`) is computed from what the scenario sent and what the
+services answered (each gate's decision, the key persons screening flagged, the follow-ups it
+saw done and missed), never from reporting.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from scenario.calendar import calendar_ending_yesterday
+from scenario.driver import drive
+from scenario.http import Services, Tokens
+from scenario.observed import Observed
+from scenario.scale import SMALL
+from scenario.truth import OPEN_ENDED_TODAY, Truth, reckon
+from scenario.truth_chains import expected_blind_spots
+from scenario.world import World, build_world
+from shared.testing import Infra, eventually
+from tests.e2e.conftest import Stack, start_stack
+
+SEED = 2020
+REPORTING_LEVELS = ("district", "street", "township", "community", "village", "grid")
+
+
+@pytest.fixture
+async def district(infra: Infra) -> AsyncIterator[Stack]:
+    """All four services; the missed-slot scheduler scans often so back-dated windows settle."""
+    names = ["registry", "screening", "checkpoint", "reporting"]
+    async for s in start_stack(infra, names, screening={"scheduler_interval": 0.3}):
+        yield s
+
+
+def gates_have_seen(stack: Stack, world: World) -> Any:
+    """Checkpoint decides from its views: wait until they hold every person, vehicle and
+    watch the scenario registered, so the gates' decisions (breaches, residents) are the
+    ones the scenario was written to show."""
+    persons = len(world.district.persons)
+    vehicles = sum(1 for h in world.district.households if h.plate)
+    watches = len(world.plan.watches)
+
+    async def ready() -> bool:
+        pool = stack.apps["checkpoint"].state.pool
+        counts = await pool.fetchrow(
+            "SELECT (SELECT count(*) FROM persons) AS persons,"
+            " (SELECT count(*) FROM vehicles) AS vehicles,"
+            " (SELECT count(*) FROM watch_periods) AS watches,"
+            " (SELECT count(*) FROM risk_areas) AS areas"
+        )
+        return bool(
+            counts["persons"] >= persons
+            and counts["vehicles"] >= vehicles
+            and counts["watches"] >= watches
+            and counts["areas"] >= 1
+        )
+
+    return ready
+
+
+def comparable(answer: dict[str, Any], day: date, today: date) -> dict[str, Any]:
+    flows = answer["flows"]
+    if day >= today:
+        flows = {m: v for m, v in flows.items() if not m.startswith(OPEN_ENDED_TODAY)}
+    return {"flows": flows, "stocks": answer["stocks"], "coverage_pct": answer["coverage_pct"]}
+
+
+async def mismatches(stack: Stack, world: World, truth: Truth) -> list[str]:
+    headers = stack.token("command")
+    days = [*world.calendar.dates, world.calendar.today]
+    nodes = [p for p in world.district.places if p.kind in REPORTING_LEVELS]
+    found = []
+    for node in nodes:
+        for day in days:
+            r = await stack.reporting.get(
+                f"/v1/nodes/{node.id}/summary", params={"date": str(day)}, headers=headers
+            )
+            if r.status_code != 200:
+                found.append(f"{node.kind} {node.name} {day}: {r.status_code}")
+                continue
+            got = comparable(r.json(), day, world.calendar.today)
+            want = truth.figures(node.id, day)
+            if got != want:
+                diff = {
+                    k: (got[part].get(k), want[part].get(k))
+                    for part in ("flows", "stocks")
+                    for k in set(got[part]) | set(want[part])
+                    if got[part].get(k) != want[part].get(k)
+                }
+                if got["coverage_pct"] != want["coverage_pct"]:
+                    diff["coverage_pct"] = (got["coverage_pct"], want["coverage_pct"])
+                found.append(f"{node.kind} {node.name} {day}: (reporting, truth) {diff}")
+    return found
+
+
+async def blind_spot_mismatches(stack: Stack, world: World, seen: Observed) -> list[str]:
+    day = world.calendar.dates[-1]
+    want = expected_blind_spots(world, seen, day)
+    got: set[tuple[str, int, str]] = set()
+    for instance in world.plan.instances:
+        r = await stack.reporting.get(
+            "/v1/blind-spots",
+            params={"node_id": instance.root.id, "chain": instance.id, "date": str(day)},
+            headers=stack.token("command"),
+        )
+        assert r.status_code == 200, r.text
+        got |= {(b["instance_id"], b["level"], b["target_id"]) for b in r.json()["items"]}
+    return [] if got == want else [f"blind spots: extra {got - want}, missing {want - got}"]
+
+
+async def test_reporting_shows_what_the_district_scenario_did(district: Stack) -> None:
+    s = district
+    calendar = calendar_ending_yesterday(SMALL.days, s.settings.zone, datetime.now(UTC))
+    world = build_world(SEED, SMALL, calendar)
+    services = Services(s.registry, s.screening, s.checkpoint, s.reporting)
+    seen = await drive(
+        world,
+        services,
+        tokens=Tokens(s.settings),
+        views_ready=gates_have_seen(s, world),
+        observe=True,
+    )
+
+    # the scenario shows what it was written to show
+    decisions = Counter(answer["decision"] for answer in seen.crossings.values())
+    assert set(decisions) == {"admit", "deny", "persuade_return", "refer"}, decisions
+    assert sum(len(a.get("breaches") or []) for a in seen.crossings.values()) > 0
+    missed = sum(len(f["missed"]) for f in seen.follow_ups.values())
+    assert 0 < missed < len(world.plan.readings)
+    reasons = Counter(r for k in seen.key_persons for r in k["reasons"])
+    assert {"returnee_risk_area", "close_contact", "fever", "checkpoint_referral"} <= set(reasons)
+
+    truth = reckon(world, seen)
+    last: list[str] = []
+
+    async def agree() -> bool:
+        last[:] = await mismatches(s, world, truth) + await blind_spot_mismatches(s, world, seen)
+        return not last
+
+    try:
+        await eventually(agree, timeout=45, interval=0.5)
+    except AssertionError:
+        pytest.fail("reporting differs from the scenario's truth:\n" + "\n".join(last[:20]))
+
+    # and a second load changes nothing (fixed ids, idempotent commands)
