@@ -107,7 +107,7 @@ async def _wait_ready(server: Server, timeout: float = 60.0) -> None:
             await asyncio.sleep(0.2)
 
 
-def _spawn(name: str, port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn(factory: str, port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(
             [
@@ -115,7 +115,7 @@ def _spawn(name: str, port: int, log: Path, env: dict[str, str]) -> subprocess.P
                 "-m",
                 "uvicorn",
                 "--factory",
-                f"services.{name}.main:app",
+                factory,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -153,32 +153,61 @@ async def _delete_topics(bootstrap: str, run: str) -> None:
         await admin.close()
 
 
+@dataclass(frozen=True)
+class Spec:
+    """A server to run: a service (`registry`, ...) or another ASGI factory (`app`).
+
+    `schema` None: a fresh `<run>_<name>` schema, migrated, dropped at the end. A given schema
+    is migrated when `migrate` and is never dropped here (a data set kept between runs).
+    """
+
+    name: str
+    app: str | None = None
+    schema: str | None = None
+    migrate: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def factory(self) -> str:
+        return self.app or f"services.{self.name}.main:app"
+
+
 @asynccontextmanager
 async def running(
-    names: list[str], dsn: str, bootstrap: str, prefix: str = "bench", keep: bool = False
+    names: list[str | Spec],
+    dsn: str,
+    bootstrap: str,
+    prefix: str = "bench",
+    run: str | None = None,
 ) -> AsyncIterator[Servers]:
-    """Migrate and start `names` (in that order), yield them ready, then stop and clean up."""
-    run = unique(prefix)
+    """Migrate and start the servers (in that order), yield them ready, then stop them, drop
+    the schemas made for this run and delete this run's topics."""
+    run = run or unique(prefix)
     servers = Servers(run, dsn, bootstrap)
+    specs = [n if isinstance(n, Spec) else Spec(n) for n in names]
+    fresh: list[str] = []
     logs = Path(tempfile.mkdtemp(prefix=f"{run}-"))
     try:
-        for name in names:
-            schema = f"{run}_{name}"
-            await upgrade_async(name, dsn, schema)
+        for spec in specs:
+            schema = spec.schema or f"{run}_{spec.name}"
+            if spec.schema is None:
+                fresh.append(schema)
+            if spec.migrate:
+                await upgrade_async(spec.name, dsn, schema)
             port = free_port()
-            log = logs / f"{name}.log"
-            process = _spawn(name, port, log, _environment(name, schema, dsn, bootstrap, run))
-            servers.by_name[name] = Server(name, schema, port, process, log)
+            log = logs / f"{spec.name}.log"
+            env = {**_environment(spec.name, schema, dsn, bootstrap, run), **spec.env}
+            process = _spawn(spec.factory, port, log, env)
+            servers.by_name[spec.name] = Server(spec.name, schema, port, process, log)
         for server in servers.by_name.values():
             await _wait_ready(server)
         yield servers
     finally:
         for server in servers.by_name.values():
             _stop(server)
-        if not keep:
-            for server in servers.by_name.values():
-                await drop_schema(dsn, server.schema)
-            await _delete_topics(bootstrap, run)
+        for schema in fresh:
+            await drop_schema(dsn, schema)
+        await _delete_topics(bootstrap, run)
 
 
 def client(server: Server, **kwargs: Any) -> httpx.AsyncClient:
