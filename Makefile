@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make up     PostgreSQL + Kafka (installed and started locally), migrations, the four
-#               services with their relays and consumers, demo data
+#               services with their relays and consumers, the small district scenario
 #   make test   the whole test suite against real PostgreSQL and Kafka
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -23,11 +23,11 @@ infra:
 
 up: deps infra
 	@bash $(SERVICES) start
-	@.venv/bin/python -m deploy.local.demo
+	@.venv/bin/python -m scenario --scale small --seed 2020
 	@bash $(SERVICES) status
 	@echo
 	@echo "Token:    export TOKEN=\$$(.venv/bin/python -m shared.devtoken --role admin)"
-	@echo "Try:      curl -s -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:8004/v1/nodes/jintang/summary"
+	@echo "Try:      curl -s -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:8004/v1/nodes/<district>/summary"
 	@echo "OpenAPI:  http://127.0.0.1:8001/docs (registry) ... :8004/docs (reporting)"
 	@echo "Stop:     make down"
 
@@ -40,7 +40,7 @@ test: deps infra
 		TEST_KAFKA_BOOTSTRAP="$$GRID_KAFKA_BOOTSTRAP" .venv/bin/python -m pytest -q
 
 lint: deps
-	@$(UV) run ruff check shared services tests bench deploy
+	@$(UV) run ruff check shared services tests bench deploy scenario
 	@$(UV) run mypy shared services/registry/domain
 
 # B1-B4 (B2's 1M-event data set is built on the first run and kept for later ones), then

@@ -69,7 +69,8 @@ async def main(args: argparse.Namespace) -> None:
         f"{len(plan.visits)} visits, {len(plan.inquiries)} inquiries, {len(plan.watches)} "
         f"watches, {len(plan.readings)} temperatures, {len(plan.samples)} samples, "
         f"{len(plan.gates)} gates, {len(plan.crossings)} crossings {decisions}, "
-        f"{seen.requests} requests in {time.monotonic() - started:.1f}s"
+        f"{seen.requests} requests in {time.monotonic() - started:.1f}s; batch items "
+        f"{seen.created} created, {seen.unchanged} unchanged"
     )
     print(f"district {d.root.id}  street {d.street.id}  township {d.township.id}")
 

@@ -82,4 +82,6 @@ async def drive(
         await step()
         log.info("%s: %.1fs, %d requests so far", name, time.monotonic() - started, call.requests)
     seen.requests = call.requests
+    seen.created = call.statuses.get("created", 0)
+    seen.unchanged = call.statuses.get("unchanged", 0)
     return seen

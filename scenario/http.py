@@ -77,6 +77,7 @@ class Caller:
     def __init__(self, tokens: Tokens, patience: float = 60.0) -> None:
         self.tokens, self.patience = tokens, patience
         self.requests = 0
+        self.statuses: dict[str, int] = {}
 
     async def send(
         self,
@@ -131,6 +132,8 @@ class Caller:
                     item = chunk[result["index"]]
                     if result["status"] != "error":
                         results[item["id"]] = result
+                        status = result["status"]
+                        self.statuses[status] = self.statuses.get(status, 0) + 1
                     elif not_known_yet(result) and time.monotonic() < deadline:
                         retry.append(item)
                     else:

@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from scenario.district import Household, Person, Place
-from scenario.http import Caller, Services, gather
+from scenario.http import Caller, ScenarioError, Services, gather
 from scenario.observed import Observed
 from scenario.world import World
 
@@ -76,7 +76,8 @@ async def load_rosters(world: World, services: Services, call: Caller, seen: Obs
         for result in r.json()["results"]:
             person: Person = rows[result["row"] - 2]  # row 1 is the header
             if result["status"] == "error":
-                raise RuntimeError(f"roster row {result}")
+                raise ScenarioError(f"roster row {result}")
+            call.statuses[result["status"]] = call.statuses.get(result["status"], 0) + 1
             seen.person_ids[person.ref] = result["person_id"]
             seen.household_ids[homes[result["row"] - 2].ref] = result["household_id"]
 

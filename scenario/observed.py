@@ -23,6 +23,8 @@ class Observed:
     released_on: dict[str, date] = field(default_factory=dict)  # watch id -> day
     resulted_on: dict[str, date] = field(default_factory=dict)  # sample id -> day
     requests: int = 0
+    created: int = 0  # batch items the services wrote
+    unchanged: int = 0  # batch items they already had (a second run)
 
     def person_id(self, ref: str) -> str:
         return self.person_ids[ref]

@@ -5,6 +5,7 @@ vaccination doses."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 from scenario.calendar import Calendar
@@ -47,6 +48,7 @@ def plan_watches(plan: Plan, cal: Calendar, ids: Ids, rng: random.Random) -> Non
                 release=roll > 0.75,
             )
         )
+    ensure_every_ending(plan)
     for w in plan.watches:
         for day in cal.dates:
             for label, opens, _ in cal.slot_times(day):
@@ -65,6 +67,23 @@ def plan_watches(plan: Plan, cal: Calendar, ids: Ids, rng: random.Random) -> Non
                         taken,
                     )
                 )
+
+
+def ensure_every_ending(plan: Plan) -> None:
+    """Whatever the dice said: one quarantine extended, one released, one observation
+    released (解除), so every ending shows on the load day."""
+    quarantines = [i for i, w in enumerate(plan.watches) if w.kind != "observation"]
+    observations = [i for i, w in enumerate(plan.watches) if w.kind == "observation"]
+    if quarantines:
+        first = plan.watches[quarantines[0]]
+        plan.watches[quarantines[0]] = replace(first, release=True)
+    if len(quarantines) > 1:
+        second = plan.watches[quarantines[1]]
+        extend_to = second.planned_end + timedelta(days=7)
+        plan.watches[quarantines[1]] = replace(second, extend_to=extend_to)
+    if observations:
+        first = plan.watches[observations[0]]
+        plan.watches[observations[0]] = replace(first, release=True)
 
 
 def plan_care(plan: Plan, cal: Calendar, ids: Ids, rng: random.Random) -> None:

@@ -121,13 +121,8 @@ async def test_reporting_shows_what_the_district_scenario_did(district: Stack) -
     calendar = calendar_ending_yesterday(SMALL.days, s.settings.zone, datetime.now(UTC))
     world = build_world(SEED, SMALL, calendar)
     services = Services(s.registry, s.screening, s.checkpoint, s.reporting)
-    seen = await drive(
-        world,
-        services,
-        tokens=Tokens(s.settings),
-        views_ready=gates_have_seen(s, world),
-        observe=True,
-    )
+    ready = gates_have_seen(s, world)
+    seen = await drive(world, services, tokens=Tokens(s.settings), views_ready=ready, observe=True)
 
     # the scenario shows what it was written to show
     decisions = Counter(answer["decision"] for answer in seen.crossings.values())
@@ -137,6 +132,7 @@ async def test_reporting_shows_what_the_district_scenario_did(district: Stack) -
     assert 0 < missed < len(world.plan.readings)
     reasons = Counter(r for k in seen.key_persons for r in k["reasons"])
     assert {"returnee_risk_area", "close_contact", "fever", "checkpoint_referral"} <= set(reasons)
+    assert seen.released_on and seen.extended_on and seen.care
 
     truth = reckon(world, seen)
     last: list[str] = []
@@ -150,4 +146,9 @@ async def test_reporting_shows_what_the_district_scenario_did(district: Stack) -
     except AssertionError:
         pytest.fail("reporting differs from the scenario's truth:\n" + "\n".join(last[:20]))
 
-    # and a second load changes nothing (fixed ids, idempotent commands)
+    # a second load writes nothing: every id is fixed, every command idempotent
+    again = await drive(world, services, tokens=Tokens(s.settings), views_ready=ready)
+    assert (again.created, again.unchanged) == (0, seen.created)
+    assert {i: a["decision"] for i, a in again.crossings.items()} == {
+        i: a["decision"] for i, a in seen.crossings.items()
+    }
