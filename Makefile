@@ -27,7 +27,7 @@ up: deps infra
 	@bash $(SERVICES) status
 	@echo
 	@echo "Token:    export TOKEN=\$$(.venv/bin/python -m shared.devtoken --role admin)"
-	@echo "Try:      curl -s -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:8004/v1/nodes/<district>/summary"
+	@echo "Try:      curl -s -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:8004/v1/nodes/3572c53c-93a3-5a01-a93c-e6e059a651a7/summary  (the district)"
 	@echo "OpenAPI:  http://127.0.0.1:8001/docs (registry) ... :8004/docs (reporting)"
 	@echo "Stop:     make down"
 

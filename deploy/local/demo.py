@@ -11,4 +11,5 @@ from scenario.__main__ import main, parse
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(main(parse(["--scale", "small", *sys.argv[1:]])))
