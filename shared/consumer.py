@@ -30,6 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from shared.coalesce import CoalescingConnection
 from shared.envelope import Envelope
 from shared.metrics import (
     CONSUMER_APPLIED,
@@ -73,6 +74,7 @@ class EventConsumer:
         name: str,
         max_records: int = 500,
         gate: int | None = None,
+        coalesce: bool = False,
     ) -> None:
         self.pool = pool
         self.bootstrap = bootstrap
@@ -81,6 +83,7 @@ class EventConsumer:
         self.name = name
         self.max_records = max_records
         self.gate = gate
+        self.coalesce = coalesce  # handler's same-statement runs as executemany (coalesce.py)
         self.kafka: AIOKafkaConsumer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -212,10 +215,13 @@ class EventConsumer:
         fresh, parked = [], []
         for r in records:
             try:
-                fresh.append((r, Envelope.from_json(r.value)))
+                fresh.append((r, self.envelope_of(r)))
             except Exception as exc:  # noqa: BLE001 - anything unparseable is parked
                 parked.append((r, f"undecodable envelope: {exc}"))
         return fresh, parked
+
+    def envelope_of(self, record: ConsumerRecord[Any, Any]) -> Envelope:
+        return Envelope.from_json(record.value)
 
     async def _drop_duplicates(
         self, conn: Any, items: list[tuple[ConsumerRecord[Any, Any], Envelope]]
@@ -253,7 +259,7 @@ class EventConsumer:
             return
         try:
             async with conn.transaction():
-                await self.handler(conn, [e for _, e in items])
+                await self._handle(conn, [e for _, e in items])
             CONSUMER_APPLIED.labels(self.name).inc(len(items))
             return
         except Exception:  # noqa: BLE001 - isolate the bad event below
@@ -264,10 +270,18 @@ class EventConsumer:
         for record, env in items:
             try:
                 async with conn.transaction():
-                    await self.handler(conn, [env])
+                    await self._handle(conn, [env])
                 CONSUMER_APPLIED.labels(self.name).inc()
             except Exception as exc:  # noqa: BLE001
                 await self._park(conn, tp, record, env, f"{type(exc).__name__}: {exc}")
+
+    async def _handle(self, conn: Any, events: list[Envelope]) -> None:
+        if not self.coalesce:
+            await self.handler(conn, events)
+            return
+        coalescing = CoalescingConnection(conn)
+        await self.handler(coalescing, events)
+        await coalescing.flush()
 
     async def _park(
         self,

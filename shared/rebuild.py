@@ -27,6 +27,7 @@ import asyncio
 import hashlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +41,8 @@ from pydantic import BaseModel, Field
 
 from shared.consumer import EventConsumer, Handler, gate_key
 from shared.db import check_schema_name, create_pool
-from shared.lag import partitions_of
+from shared.envelope import Envelope
+from shared.lag import Watermarks, partitions_of
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class Phase(StrEnum):
     MIGRATING = "migrating"
     CATCHING_UP = "catching_up"
     SWAPPING = "swapping"
+    DROPPING_OLD = "dropping_old"
     DONE = "done"
     FAILED = "failed"
 
@@ -76,6 +79,9 @@ class RebuildStatus(BaseModel):
     paused_seconds: float | None = Field(
         None, description="how long live consumers waited at the gate for the swap"
     )
+    seconds: dict[str, float] = Field(
+        default_factory=dict, description="time spent per phase (migrating, catching_up, ...)"
+    )
     error: str | None = None
 
 
@@ -88,14 +94,52 @@ def _running_key(schema: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+class DecodedOnce:
+    """Envelopes decoded by the first of the rebuild's consumers that reads a record and kept
+    until every consumer of its topic has taken it (at most `limit` at a time)."""
+
+    def __init__(self, readers: dict[str, int], limit: int = 200_000) -> None:
+        self.readers = readers
+        self.limit = limit
+        self.entries: dict[tuple[str, int, int], list[Any]] = {}
+
+    def envelope_of(self, record: ConsumerRecord[Any, Any]) -> Envelope:
+        key = (record.topic, record.partition, record.offset)
+        entry = self.entries.get(key)
+        if entry is None:
+            try:
+                decoded: Envelope | Exception = Envelope.from_json(record.value)
+            except Exception as exc:  # noqa: BLE001 - raised to each reader, which parks it
+                decoded = exc
+            entry = [decoded, self.readers.get(record.topic, 1)]
+            if len(self.entries) < self.limit:
+                self.entries[key] = entry
+        entry[1] -= 1
+        if entry[1] <= 0:
+            self.entries.pop(key, None)
+        if isinstance(entry[0], Exception):
+            raise entry[0]
+        return entry[0]
+
+
 class CatchUpConsumer(EventConsumer):
     """A read model's consumer without a group: reads every partition of its topics from the
     offsets stored in its pool's schema, up to given targets."""
 
-    def __init__(self, *args: Any, on_records: Callable[[int], None], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        on_records: Callable[[int], None],
+        decoded: DecodedOnce,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.on_records = on_records
+        self.decoded = decoded
         self.partitions: list[TopicPartition] = []
+
+    def envelope_of(self, record: ConsumerRecord[Any, Any]) -> Envelope:
+        return self.decoded.envelope_of(record)
 
     async def start(self) -> None:
         self.kafka = AIOKafkaConsumer(
@@ -107,6 +151,7 @@ class CatchUpConsumer(EventConsumer):
             max_poll_records=self.max_records,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
+            fetch_max_wait_ms=100,
         )
         await self.kafka.start()
         self.partitions = await partitions_of(self.bootstrap, self.topics)
@@ -120,22 +165,17 @@ class CatchUpConsumer(EventConsumer):
         await super().process(tp, records)
         self.on_records(len(records))
 
-    async def ends(self) -> dict[TopicPartition, int]:
-        assert self.kafka is not None
-        if not self.partitions:
-            return {}
-        ends: dict[TopicPartition, int] = await self.kafka.end_offsets(self.partitions)
-        return ends
-
     async def catch_up(self, targets: dict[TopicPartition, int]) -> None:
         """Apply everything before `targets` (a batch may go beyond them)."""
         assert self.kafka is not None
         behind = dict(targets)
-        while behind:
-            await self.poll_once(timeout_ms=100)
+        while True:
             for tp in list(behind):
                 if await self.kafka.position(tp) >= behind[tp]:
                     del behind[tp]
+            if not behind:
+                return
+            await self.poll_once(timeout_ms=100)
 
 
 class Rebuild:
@@ -154,6 +194,7 @@ class Rebuild:
         max_rounds: int = 10,
         gate_timeout: float = 60.0,
         keep_old: bool = False,
+        coalesce: bool = True,
         on_swapped: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.dsn = dsn
@@ -166,12 +207,15 @@ class Rebuild:
         self.max_rounds = max_rounds
         self.gate_timeout = gate_timeout
         self.keep_old = keep_old
+        self.coalesce = coalesce
         self.on_swapped = on_swapped
         suffix = uuid.uuid4().hex[:8]
         self.fresh = check_schema_name(f"{schema}_rb_{suffix}")
         self.old = check_schema_name(f"{schema}_old_{suffix}")
         self.status = RebuildStatus(id=suffix, schema_name=schema)
         self._holder: Any = None
+        self._since = 0.0
+        self._watermarks = Watermarks(bootstrap)
 
     # -- the one-at-a-time lock ------------------------------------------------------------
     async def claim(self) -> None:
@@ -192,9 +236,8 @@ class Rebuild:
             await self.claim()
         try:
             await self._build()
-            self.status.phase = Phase.DONE
         except BaseException as exc:
-            self.status.phase = Phase.FAILED
+            self._enter(Phase.FAILED)
             self.status.error = f"{type(exc).__name__}: {exc}"
             log.exception("rebuild %s of %s failed", self.status.id, self.schema)
             await self._drop(self.fresh)
@@ -206,25 +249,36 @@ class Rebuild:
         return self.status
 
     # -- steps -----------------------------------------------------------------------------
+    def _enter(self, phase: Phase) -> None:
+        """Move to `phase`, booking the time since the last move to the previous one."""
+        now = asyncio.get_running_loop().time()
+        if self.status.phase != Phase.PENDING:
+            spent = now - self._since + self.status.seconds.get(self.status.phase, 0.0)
+            self.status.seconds[self.status.phase] = round(spent, 3)
+        self.status.phase, self._since = phase, now
+
     async def _build(self) -> None:
-        self.status.phase = Phase.MIGRATING
+        self._enter(Phase.MIGRATING)
         await self.migrate(self.fresh)
         pool = await create_pool(self.dsn, self.fresh, min_size=1, max_size=len(self.models) + 1)
-        consumers = [self._consumer(pool, m) for m in self.models]
+        readers = Counter(t for m in self.models for t in m.topics)
+        decoded = DecodedOnce(dict(readers))
+        consumers = [self._consumer(pool, m, decoded) for m in self.models]
         try:
-            for c in consumers:
-                await c.start()
-            self.status.phase = Phase.CATCHING_UP
+            await asyncio.gather(*(c.start() for c in consumers))
+            self._enter(Phase.CATCHING_UP)
             await self._rounds(consumers)
-            self.status.phase = Phase.SWAPPING
+            self._enter(Phase.SWAPPING)
             await self._gated_swap(consumers, pool)
         finally:
-            for c in consumers:
-                await c.stop()
+            await asyncio.gather(*(c.stop() for c in consumers))
             await pool.close()
+            await self._watermarks.close()
+        self._enter(Phase.DROPPING_OLD)
         await self._retire_old()
+        self._enter(Phase.DONE)
 
-    def _consumer(self, pool: Any, model: ReadModel) -> CatchUpConsumer:
+    def _consumer(self, pool: Any, model: ReadModel, decoded: DecodedOnce) -> CatchUpConsumer:
         self.status.records[model.name] = 0
 
         def count(n: int) -> None:
@@ -237,13 +291,20 @@ class Rebuild:
             model.handler,
             name=model.name,
             max_records=self.batch,
+            coalesce=self.coalesce,
             on_records=count,
+            decoded=decoded,
         )
 
     async def _catch_up(self, consumers: Sequence[CatchUpConsumer]) -> int:
+        """One round: every consumer up to the high watermarks read when it begins."""
         before = sum(self.status.records.values())
-        targets = [await c.ends() for c in consumers]
-        await asyncio.gather(*(c.catch_up(t) for c, t in zip(consumers, targets, strict=True)))
+        # from a client of their own: a consumer's client answers after its pending fetch
+        ends = await self._watermarks.of([t for m in self.models for t in m.topics])
+        await asyncio.gather(
+            *(c.catch_up({tp: ends.get((tp.topic, tp.partition), 0) for tp in c.partitions})
+              for c in consumers)
+        )  # fmt: skip
         self.status.rounds += 1
         return sum(self.status.records.values()) - before
 
@@ -258,12 +319,11 @@ class Rebuild:
         gate = gate_key(self.schema)
         await holder.execute(f"SET lock_timeout = {int(self.gate_timeout * 1000)}")
         await holder.execute("SELECT pg_advisory_lock($1)", gate)
-        paused = asyncio.get_running_loop().time()
+        clock = asyncio.get_running_loop().time
+        paused = clock()
         try:
             await self._catch_up(consumers)  # under the gate: the live position cannot move
-            for c in consumers:
-                await c.stop()
-            await pool.close()  # its connections name the fresh schema
+            log.info("rebuild %s: final round in %.3f s", self.status.id, clock() - paused)
             live = await holder.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", self.schema
             )
@@ -273,8 +333,10 @@ class Rebuild:
                 await holder.execute(f"ALTER SCHEMA {self.fresh} RENAME TO {self.schema}")
         finally:
             await holder.execute("SELECT pg_advisory_unlock($1)", gate)
-            self.status.paused_seconds = round(asyncio.get_running_loop().time() - paused, 3)
+            self.status.paused_seconds = round(clock() - paused, 3)
         log.info("rebuild %s: %s swapped in", self.status.id, self.schema)
+        await asyncio.gather(*(c.stop() for c in consumers))
+        await pool.close()  # its connections named the fresh schema
         if self.on_swapped is not None:
             try:
                 await self.on_swapped()
