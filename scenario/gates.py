@@ -6,6 +6,7 @@ the risk area, stale test reports, vehicles, and people under watch trying to le
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,6 +85,26 @@ def plan_gates(plan: Plan, district: District, cal: Calendar, scale: Scale, ids:
                 )
 
 
+class Watched:
+    """The watches of the people living behind a gate, to pick one under way at a moment."""
+
+    def __init__(self, watches: list[WatchPlan]) -> None:
+        self.watches = watches
+        self.starts = sorted(w.starts_at for w in watches)
+        self.under_way: dict[tuple[int, bool], list[WatchPlan]] = {}
+
+    def started_before(self, at: datetime, observation: bool) -> list[WatchPlan]:
+        """In plan order; the same for every moment between two starts, so kept."""
+        key = (bisect_left(self.starts, at), observation)
+        if key not in self.under_way:
+            self.under_way[key] = [
+                w
+                for w in self.watches
+                if w.starts_at < at and (w.kind == "observation") == observation
+            ]
+        return self.under_way[key]
+
+
 class Crossings:
     def __init__(
         self, plan: Plan, district: District, cal: Calendar, ids: Ids, rng: random.Random
@@ -92,12 +113,13 @@ class Crossings:
         self.documents = Documents(rng)
         self.documents.issued.update(p.document_number for p in district.persons)
         self.district = district
+        self._owners: tuple[list[Household], list[Household]] = ([], [])
 
     def plan_all(self, per_gate_day: int) -> None:
         cases, weights = zip(*CASES, strict=True)
         for gate in self.plan.gates:
             residents = [h for h in self.district.households if gate.node.id in h.line]
-            watched = [w for w in self.plan.watches if gate.node.id in w.household.line]
+            watched = Watched([w for w in self.plan.watches if gate.node.id in w.household.line])
             for day in self.cal.dates:
                 for n in range(per_gate_day):
                     at = self.cal.at(day, 6) + timedelta(seconds=self.rng.randrange(16 * 3600))
@@ -106,14 +128,18 @@ class Crossings:
                         case = EVERY_DAY[n]
                     body = self.body(case, gate, residents, watched, at)
                     if body is None:
-                        case, body = (
-                            "resident_out",
-                            self.body("resident_out", gate, residents, [], at),
-                        )
+                        case = "resident_out"
+                        body = self.body(case, gate, residents, Watched([]), at)
                     assert body is not None
                     cid = self.ids.of("crossing", gate.id, day, n)
                     body.update(id=cid, checkpoint_id=gate.id, occurred_at=at.isoformat())
                     self.plan.crossings.append(Crossing(cid, gate, at, body, case))
+
+    def owners(self, residents: list[Household]) -> list[Household]:
+        """The households behind a gate that own a vehicle (computed once per gate)."""
+        if self._owners[0] is not residents:
+            self._owners = (residents, [h for h in residents if h.plate])
+        return self._owners[1]
 
     def person(self, number: str, direction: str, at: datetime, **extra: Any) -> dict[str, Any]:
         body = {
@@ -133,7 +159,7 @@ class Crossings:
         case: str,
         gate: Gate,
         residents: list[Household],
-        watched: list[WatchPlan],
+        watched: Watched,
         at: datetime,
     ) -> dict[str, Any] | None:
         rng = self.rng
@@ -157,7 +183,7 @@ class Crossings:
             stale = (at - timedelta(hours=rng.randrange(60, 120))).isoformat()
             return self.person(resident or stranger, "in", at, test_report_at=stale)
         if case in ("vehicle_in", "stranger_vehicle"):
-            owners = [h for h in residents if h.plate]
+            owners = self.owners(residents)
             if case == "vehicle_in" and not owners:
                 return None
             if case == "vehicle_in":
@@ -178,12 +204,7 @@ class Crossings:
                 "test_report_at": (at - timedelta(hours=6)).isoformat(),
             }
         if case in ("quarantined_out", "observed_out"):
-            wanted = "observation" if case == "observed_out" else None
-            inside = [
-                w
-                for w in watched
-                if w.starts_at < at and ((w.kind == "observation") == (wanted is not None))
-            ]
+            inside = watched.started_before(at, observation=case == "observed_out")
             if not inside:
                 return None
             return self.person(rng.choice(inside).person.document_number, "out", at)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from scenario.district import Household
 from scenario.observed import Observed
 from scenario.world import World
 
@@ -82,10 +83,19 @@ class Reckoner:
         self.truth = Truth(world.calendar.today)
         d = world.district
         self.home = {p.ref: h for h in d.households for p in h.persons}
+        # households are places too (the roster import made them): figures count there as well
+        self.lines: dict[str, tuple[str, ...]] = {
+            h.ref: (*h.line, seen.household_id(h.ref)) for h in d.households
+        }
         self.line_of_id: dict[str, tuple[str, ...]] = dict(d.lines)
         for h in d.households:
-            self.line_of_id[seen.household_id(h.ref)] = h.line
-        self.person_line = {seen.person_id(p.ref): self.home[p.ref].line for p in d.persons}
+            self.line_of_id[seen.household_id(h.ref)] = self.lines[h.ref]
+        self.person_line = {
+            seen.person_id(p.ref): self.lines[self.home[p.ref].ref] for p in d.persons
+        }
+
+    def line(self, h: Household) -> tuple[str, ...]:
+        return self.lines[h.ref]
 
     def count(self) -> Truth:
         self.people()
@@ -102,17 +112,18 @@ class Reckoner:
         t, day = self.truth, self.seen.registered_on
         assert day is not None
         for h in self.world.district.households:
-            t.stock(h.line, day, "stock.households")
+            line = self.line(h)
+            t.stock(line, day, "stock.households")
             for p in h.persons:
-                t.stock(h.line, day, "stock.persons")
-                t.stock(h.line, day, f"stock.persons.{p.residency}")
+                t.stock(line, day, "stock.persons")
+                t.stock(line, day, f"stock.persons.{p.residency}")
                 if VULNERABLE & set(p.tags):
-                    t.stock(h.line, day, "stock.vulnerable")
+                    t.stock(line, day, "stock.vulnerable")
 
     def visits(self) -> None:
         t, screened_since = self.truth, {}
         for v in self.world.plan.visits:
-            day, line = local_day(v.at, self.world), v.household.line
+            day, line = local_day(v.at, self.world), self.line(v.household)
             t.flow(line, day, "visits")
             t.flow(line, day, f"visits.{v.method}")
             t.flow(line, day, f"visits.outcome.{v.outcome}")
@@ -123,11 +134,11 @@ class Reckoner:
                 screened_since[ref] = min(day, screened_since.get(ref, day))
         for h in self.world.district.households:
             if h.ref in screened_since:
-                t.stock(h.line, screened_since[h.ref], "stock.screened_households")
+                t.stock(self.line(h), screened_since[h.ref], "stock.screened_households")
 
     def inquiries(self) -> None:
         for q in self.world.plan.inquiries:
-            day, line = local_day(q.at, self.world), q.household.line
+            day, line = local_day(q.at, self.world), self.line(q.household)
             self.truth.flow(line, day, "inquiries")
             if q.temperature is not None and q.temperature >= FEVER:
                 self.truth.flow(line, day, "fevers")
@@ -161,7 +172,7 @@ class Reckoner:
     def watches(self) -> None:
         t, seen = self.truth, self.seen
         for w in self.world.plan.watches:
-            line, day = w.household.line, local_day(w.starts_at, self.world)
+            line, day = self.line(w.household), local_day(w.starts_at, self.world)
             held = (
                 "stock.under_observation" if w.kind == "observation" else "stock.under_quarantine"
             )
@@ -208,7 +219,7 @@ class Reckoner:
     def tests(self) -> None:
         t, seen = self.truth, self.seen
         for s in self.world.plan.samples:
-            line = s.household.line
+            line = self.line(s.household)
             t.flow(line, local_day(s.at, self.world), "tests.sampled")
             if s.id in seen.resulted_on:
                 t.flow(line, seen.resulted_on[s.id], "tests.resulted")
@@ -216,8 +227,8 @@ class Reckoner:
                     t.flow(line, seen.resulted_on[s.id], "tests.positive")
         for d in self.world.plan.doses:
             day = local_day(d.at, self.world)
-            t.flow(d.household.line, day, "vaccination.doses")
-            t.flow(d.household.line, day, f"vaccination.dose.{d.number}")
+            t.flow(self.line(d.household), day, "vaccination.doses")
+            t.flow(self.line(d.household), day, f"vaccination.dose.{d.number}")
 
     def crossings(self) -> None:
         t = self.truth

@@ -1,7 +1,8 @@
 """Acceptance: the small district scenario, loaded through the public APIs of all four
 services on real PostgreSQL and Kafka, shows in reporting exactly the figures the scenario
 expects — at district, street, township, community, village and grid level, every simulated
-day and the load day, every metric — and the chains' blind spots it left on purpose.
+day and the load day, every metric — the chains' blind spots it left on purpose, and the
+figures of every party of both chains (a place, a household or a person each).
 
 The expectation (`scenario.truth`) is computed from what the scenario sent and what the
 services answered (each gate's decision, the key persons screening flagged, the follow-ups it
@@ -23,7 +24,7 @@ from scenario.http import Services, Tokens
 from scenario.observed import Observed
 from scenario.scale import SMALL
 from scenario.truth import OPEN_ENDED_TODAY, Truth, reckon
-from scenario.truth_chains import expected_blind_spots
+from scenario.truth_chains import expected_blind_spots, expected_party_summary
 from scenario.world import World, build_world
 from shared.testing import Infra, eventually
 from tests.e2e.conftest import Stack, start_stack
@@ -116,6 +117,29 @@ async def blind_spot_mismatches(stack: Stack, world: World, seen: Observed) -> l
     return [] if got == want else [f"blind spots: extra {got - want}, missing {want - got}"]
 
 
+async def party_mismatches(stack: Stack, world: World, seen: Observed, truth: Truth) -> list[str]:
+    """Every party of both chains (each answers for one place, household or person), on the
+    last simulated day and on the load day."""
+    headers = stack.token("command")
+    found = []
+    for a in world.plan.assignments:
+        for day in (world.calendar.dates[-1], world.calendar.today):
+            r = await stack.reporting.get(
+                f"/v1/chains/{a.instance_id}/parties/{a.party_id}/summary",
+                params={"date": str(day)},
+                headers=headers,
+            )
+            if r.status_code != 200:
+                found.append(f"party {a.party_id} {day}: {r.status_code} {r.text[:200]}")
+                continue
+            answer = r.json()
+            got = {**comparable(answer, day, world.calendar.today), "people": answer["people"]}
+            want = expected_party_summary(world, seen, truth, a, day)
+            if got != want:
+                found.append(f"party tier {a.level} {a.party_id} {day}: {got} != {want}")
+    return found
+
+
 async def test_reporting_shows_what_the_district_scenario_did(district: Stack) -> None:
     s = district
     calendar = calendar_ending_yesterday(SMALL.days, s.settings.zone, datetime.now(UTC))
@@ -145,6 +169,16 @@ async def test_reporting_shows_what_the_district_scenario_did(district: Stack) -
         await eventually(agree, timeout=45, interval=0.5)
     except AssertionError:
         pytest.fail("reporting differs from the scenario's truth:\n" + "\n".join(last[:20]))
+
+    # every party of both chains (their assignments reach reporting by their own consumer)
+    async def parties_agree() -> bool:
+        last[:] = await party_mismatches(s, world, seen, truth)
+        return not last
+
+    try:
+        await eventually(parties_agree, timeout=20, interval=0.5)
+    except AssertionError:
+        pytest.fail("party figures differ from the scenario's truth:\n" + "\n".join(last[:20]))
 
     # a second load writes nothing: every id is fixed, every command idempotent
     again = await drive(world, services, tokens=Tokens(s.settings), views_ready=ready)
