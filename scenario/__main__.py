@@ -30,7 +30,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--screening", default="http://127.0.0.1:8002")
     p.add_argument("--checkpoint", default="http://127.0.0.1:8003")
     p.add_argument("--reporting", default="http://127.0.0.1:8004")
-    p.add_argument("--patience", type=float, default=120.0, help="seconds to wait for views")
+    p.add_argument(
+        "--patience", type=float, help="seconds to wait for views (default 120, large 1800)"
+    )
     return p.parse_args(argv)
 
 
@@ -56,7 +58,8 @@ async def main(args: argparse.Namespace) -> None:
         )
         started = time.monotonic()
         world = build_world(args.seed, scale, calendar)
-        seen = await drive(world, services, patience=args.patience)
+        patience = args.patience or (120.0 if scale.name == "small" else 1800.0)
+        seen = await drive(world, services, patience=patience)
     finally:
         await services.aclose()
     d, plan = world.district, world.plan

@@ -25,6 +25,7 @@ from scenario.observed import Observed
 from scenario.scale import SMALL
 from scenario.truth import OPEN_ENDED_TODAY, Truth, reckon
 from scenario.truth_chains import expected_blind_spots, expected_party_summary
+from scenario.truth_reports import expected_completeness
 from scenario.world import World, build_world
 from shared.testing import Infra, eventually
 from tests.e2e.conftest import Stack, start_stack
@@ -117,6 +118,30 @@ async def blind_spot_mismatches(stack: Stack, world: World, seen: Observed) -> l
     return [] if got == want else [f"blind spots: extra {got - want}, missing {want - got}"]
 
 
+async def completeness_mismatches(stack: Stack, world: World) -> list[str]:
+    """Daily reports of grids, communities and villages: late (sent after the deadline),
+    zero reports told apart from missing ones, figures rolled up."""
+    found = []
+    for level in ("grid", "community", "village"):
+        for day in world.calendar.dates:
+            r = await stack.reporting.get(
+                "/v1/daily-reports/completeness",
+                params={"node_id": world.district.root.id, "level": level, "date": str(day)},
+                headers=stack.token("command"),
+            )
+            assert r.status_code == 200, r.text
+            answer = r.json()
+            got = {
+                "counts": answer["counts"],
+                "rollup": answer["rollup"],
+                "zero": sorted(i["node_id"] for i in answer["items"] if i.get("zero")),
+            }
+            want = expected_completeness(world, level, day)
+            if got != want:
+                found.append(f"daily reports {level} {day}: {got} != {want}")
+    return found
+
+
 async def party_mismatches(stack: Stack, world: World, seen: Observed, truth: Truth) -> list[str]:
     """Every party of both chains (each answers for one place, household or person), on the
     last simulated day and on the load day."""
@@ -162,7 +187,11 @@ async def test_reporting_shows_what_the_district_scenario_did(district: Stack) -
     last: list[str] = []
 
     async def agree() -> bool:
-        last[:] = await mismatches(s, world, truth) + await blind_spot_mismatches(s, world, seen)
+        last[:] = (
+            await mismatches(s, world, truth)
+            + await blind_spot_mismatches(s, world, seen)
+            + await completeness_mismatches(s, world)
+        )
         return not last
 
     try:
