@@ -154,9 +154,17 @@ class CatchUpConsumer(EventConsumer):
             fetch_max_wait_ms=100,
         )
         await self.kafka.start()
-        self.partitions = await partitions_of(self.bootstrap, self.topics)
-        self.kafka.assign(self.partitions)
-        await self.seek_to_stored(self.partitions)
+        await self.follow(await partitions_of(self.bootstrap, self.topics))
+
+    async def follow(self, partitions: Sequence[TopicPartition]) -> None:
+        """Read `partitions` (of its topics), from the stored offsets; a topic or partition
+        created since the last round joins here."""
+        assert self.kafka is not None
+        mine = sorted(tp for tp in partitions if tp.topic in self.topics)
+        if mine != self.partitions:
+            self.partitions = mine
+            self.kafka.assign(mine)
+            await self.seek_to_stored(mine)
 
     async def commit_kafka(self, tp: TopicPartition, next_offset: int) -> None:
         return None  # no group: Kafka's committed offsets stay the live consumer's
@@ -253,8 +261,9 @@ class Rebuild:
         """Move to `phase`, booking the time since the last move to the previous one."""
         now = asyncio.get_running_loop().time()
         if self.status.phase != Phase.PENDING:
-            spent = now - self._since + self.status.seconds.get(self.status.phase, 0.0)
-            self.status.seconds[self.status.phase] = round(spent, 3)
+            previous = self.status.phase.value
+            spent = now - self._since + self.status.seconds.get(previous, 0.0)
+            self.status.seconds[previous] = round(spent, 3)
         self.status.phase, self._since = phase, now
 
     async def _build(self) -> None:
@@ -301,6 +310,8 @@ class Rebuild:
         before = sum(self.status.records.values())
         # from a client of their own: a consumer's client answers after its pending fetch
         ends = await self._watermarks.of([t for m in self.models for t in m.topics])
+        for c in consumers:
+            await c.follow([TopicPartition(topic, p) for topic, p in ends])
         await asyncio.gather(
             *(c.catch_up({tp: ends.get((tp.topic, tp.partition), 0) for tp in c.partitions})
               for c in consumers)
