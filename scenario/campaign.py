@@ -62,7 +62,8 @@ def plan_inquiries(
         day = at.astimezone(cal.zone).date()
         roll = rng.random()
         travel: tuple[dict[str, object], ...] = ()
-        contact, symptoms, temperature = False, (), round(rng.uniform(36.2, 36.9), 1)
+        symptoms: tuple[str, ...] = ()
+        contact, temperature = False, round(rng.uniform(36.2, 36.9), 1)
         if roll < 0.10:  # 武汉返乡
             arrived = day - timedelta(days=rng.randrange(3, 10))
             travel = (

@@ -5,6 +5,7 @@ window of the simulated days."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from scenario.http import Caller, Services, gather, poll
@@ -39,25 +40,22 @@ async def key_persons(world: World, services: Services, call: Caller) -> list[di
 async def observe_key_persons(
     world: World, services: Services, call: Caller, seen: Observed, timeout: float
 ) -> None:
-    expected_referrals = referred(world, seen)
+    referrals = referred(world, seen)
     positives = sum(1 for s in world.plan.samples if s.result == "positive")
 
     async def settled() -> list[dict[str, Any]] | None:
         listed = await key_persons(world, services, call)
-        by_reason = lambda r: sum(1 for k in listed if r in k["reasons"])  # noqa: E731
-        if (
-            by_reason("checkpoint_referral") >= expected_referrals
-            and by_reason("positive_test") >= positives
-        ):
+        reasons = Counter(r for k in listed for r in k["reasons"])
+        if reasons["checkpoint_referral"] >= referrals and reasons["positive_test"] >= positives:
             return listed
         return None
 
     listed = await poll(settled, "screening's key persons from referrals and results", timeout)
-    seen.key_persons = await gather(
+    details = await gather(
         call.send(services.screening, "GET", f"/v1/key-persons/{k['subject_id']}", "admin")
         for k in listed
     )
-    seen.key_persons = [r.json() for r in seen.key_persons]
+    seen.key_persons = [d.json() for d in details]
 
 
 def due_slots(world: World, w: WatchPlan) -> set[tuple[str, str]]:

@@ -121,7 +121,7 @@ class Reckoner:
                     t.stock(line, day, "stock.vulnerable")
 
     def visits(self) -> None:
-        t, screened_since = self.truth, {}
+        t, screened_since = self.truth, dict[str, date]()
         for v in self.world.plan.visits:
             day, line = local_day(v.at, self.world), self.line(v.household)
             t.flow(line, day, "visits")

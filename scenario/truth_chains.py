@@ -26,7 +26,7 @@ def expected_blind_spots(world: World, seen: Observed, day: date) -> set[tuple[s
     covered = {
         seen.person_id(a.target.ref)
         for a in plan.assignments
-        if a.level == PERSON_TIER and hasattr(a.target, "document_number")
+        if a.level == PERSON_TIER and isinstance(a.target, Person)
     }
     for instance in plan.instances:
         if instance.template_id != "baobao-6":

@@ -14,7 +14,8 @@ from scenario.ids import Ids
 from scenario.plan import CareTask, Dose, Plan, Reading, Sample, WatchPlan
 from scenario.scale import Scale
 
-QUARANTINE_TYPES = (("home", 60), ("home_medical", 25), ("centralized", 15))
+QUARANTINE_TYPES = ("home", "home_medical", "centralized")
+QUARANTINE_WEIGHTS = (60, 25, 15)
 MISSED_SHARE = 0.12
 RESULTS_AT_MOST = 2000  # results are posted one by one
 
@@ -31,8 +32,7 @@ def plan_watches(plan: Plan, cal: Calendar, ids: Ids, rng: random.Random) -> Non
         if inq.close_contact:
             kind = "observation"
         else:
-            kinds, weights = zip(*QUARANTINE_TYPES, strict=True)
-            kind = rng.choices(kinds, weights)[0]
+            kind = rng.choices(QUARANTINE_TYPES, QUARANTINE_WEIGHTS)[0]
         roll = rng.random()
         plan.watches.append(
             WatchPlan(
