@@ -42,6 +42,7 @@ from shared.metrics import (
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Sequence[Envelope]], Awaitable[None]]
+Item = tuple[TopicPartition, ConsumerRecord[Any, Any], Envelope]  # a record to apply
 
 
 def gate_key(schema: str) -> int:
@@ -157,55 +158,76 @@ class EventConsumer:
 
     # -- applying ------------------------------------------------------------------------
     async def process(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
+        await self.process_many({tp: records})
+
+    async def process_many(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> None:
+        """Apply the records of several partitions in one transaction and one handler call
+        (their relative order is arbitrary anyway; each partition's stays as it is)."""
         async with self.pool.acquire() as conn:
             if self.gate is None:
-                applied = await self._process_in_transaction(conn, tp, records)
+                offsets, fresh = await self._process_in_transaction(conn, batches)
             else:
                 # the pool's connection reset releases it too, should the unlock not run
                 await conn.execute("SELECT pg_advisory_lock_shared($1)", self.gate)
                 try:
-                    applied = await self._process_in_transaction(conn, tp, records)
+                    offsets, fresh = await self._process_in_transaction(conn, batches)
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock_shared($1)", self.gate)
-        if applied is None:
-            return
-        next_offset, fresh = applied
-        await self.commit_kafka(tp, next_offset)
+        for tp, next_offset in offsets.items():
+            await self.commit_kafka(tp, next_offset)
         if fresh:
-            age = datetime.now(UTC) - fresh[-1][1].recorded_at
+            age = datetime.now(UTC) - fresh[-1][2].recorded_at
             CONSUMER_LAG.labels(self.name).set(age.total_seconds())
 
+    async def _stored_offset(self, conn: Any, tp: TopicPartition) -> int:
+        # The row lock serialises a zombie member and the partition's new owner during a
+        # rebalance; the row is created first so that there is something to lock.
+        await conn.execute(
+            "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)"
+            " VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+            self.name,
+            tp.topic,
+            tp.partition,
+        )
+        stored: int = await conn.fetchval(
+            "SELECT next_offset FROM consumer_offsets"
+            " WHERE consumer = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+            self.name,
+            tp.topic,
+            tp.partition,
+        )
+        return stored
+
     async def _process_in_transaction(
-        self, conn: Any, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
-    ) -> tuple[int, list[tuple[ConsumerRecord[Any, Any], Envelope]]] | None:
-        """Apply the records not applied yet; the next offset and what was applied."""
+        self, conn: Any, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> tuple[dict[TopicPartition, int], list[Item]]:
+        """Apply the records not applied yet; next offsets and what was applied."""
+        offsets: dict[TopicPartition, int] = {}
+        fresh: list[Item] = []
         async with conn.transaction():
-            # The row lock serialises a zombie member and the partition's new owner during a
-            # rebalance; the row is created first so that there is something to lock.
-            await conn.execute(
-                "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)"
-                " VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
-                self.name,
-                tp.topic,
-                tp.partition,
-            )
-            stored = await conn.fetchval(
-                "SELECT next_offset FROM consumer_offsets"
-                " WHERE consumer = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-                self.name,
-                tp.topic,
-                tp.partition,
-            )
-            records = [r for r in records if r.offset >= stored]
-            if not records:
-                return None
-            fresh, parked = self._decode(records)
-            fresh = await self._drop_duplicates(conn, fresh)
-            for record, error in parked:
-                await self._park(conn, tp, record, None, error)
-            await self._apply(conn, tp, fresh)
-            await self._remember(conn, tp, records[-1].offset + 1, fresh, parked)
-        return records[-1].offset + 1, fresh
+            for tp in sorted(batches):
+                records = batches[tp]
+                if not records:
+                    continue
+                stored = await self._stored_offset(conn, tp)
+                records = [r for r in records if r.offset >= stored]
+                if not records:
+                    continue
+                decoded, parked = self._decode(records)
+                for record, error in parked:
+                    await self._park(conn, tp, record, None, error)
+                kept = await self._drop_duplicates(conn, decoded)
+                fresh.extend((tp, record, env) for record, env in kept)
+                offsets[tp] = records[-1].offset + 1
+            await self._apply(conn, fresh)
+            applied: dict[TopicPartition, list[Envelope]] = {tp: [] for tp in offsets}
+            for tp, _, env in fresh:
+                applied[tp].append(env)
+            for tp, next_offset in offsets.items():
+                await self._remember(conn, tp, next_offset, applied[tp])
+        return offsets, fresh
 
     def _decode(
         self, records: list[ConsumerRecord[Any, Any]]
@@ -252,22 +274,18 @@ class EventConsumer:
             kept.append((record, env))
         return kept
 
-    async def _apply(
-        self, conn: Any, tp: TopicPartition, items: list[tuple[ConsumerRecord[Any, Any], Envelope]]
-    ) -> None:
+    async def _apply(self, conn: Any, items: list[Item]) -> None:
         if not items:
             return
         try:
             async with conn.transaction():
-                await self._handle(conn, [e for _, e in items])
+                await self._handle(conn, [env for _, _, env in items])
             CONSUMER_APPLIED.labels(self.name).inc(len(items))
             return
         except Exception:  # noqa: BLE001 - isolate the bad event below
-            if len(items) == 1:
-                pass
-            else:
+            if len(items) > 1:
                 log.info("consumer %s: batch failed, applying one by one", self.name)
-        for record, env in items:
+        for tp, record, env in items:
             try:
                 async with conn.transaction():
                     await self._handle(conn, [env])
@@ -317,11 +335,10 @@ class EventConsumer:
         conn: Any,
         tp: TopicPartition,
         next_offset: int,
-        applied: list[tuple[ConsumerRecord[Any, Any], Envelope]],
-        parked: list[tuple[ConsumerRecord[Any, Any], str]],
+        applied: Sequence[Envelope],
     ) -> None:
         latest: dict[str, int] = {}
-        for _, env in applied:
+        for env in applied:
             latest[env.stream_id] = max(env.version, latest.get(env.stream_id, 0))
         if latest:
             await conn.execute(

@@ -169,9 +169,18 @@ class CatchUpConsumer(EventConsumer):
     async def commit_kafka(self, tp: TopicPartition, next_offset: int) -> None:
         return None  # no group: Kafka's committed offsets stay the live consumer's
 
-    async def process(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
-        await super().process(tp, records)
-        self.on_records(len(records))
+    async def poll_once(self, timeout_ms: int = 200) -> int:
+        """What a fetch brought from all partitions, in one transaction: one handler call
+        folds more events (the figures' upserts aggregate over more of them)."""
+        assert self.kafka is not None
+        batches = await self.kafka.getmany(timeout_ms=timeout_ms, max_records=self.max_records)
+        batches = {tp: records for tp, records in batches.items() if records}
+        if not batches:
+            return 0
+        await self.process_many(batches)
+        seen = sum(len(records) for records in batches.values())
+        self.on_records(seen)
+        return seen
 
     async def catch_up(self, targets: dict[TopicPartition, int]) -> None:
         """Apply everything before `targets` (a batch may go beyond them)."""
