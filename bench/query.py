@@ -267,15 +267,18 @@ async def measure(
                         f"{level} {url}: reporting {answer(a)} != baseline {answer(b)}"
                     )
             lat: dict[str, dict[str, list[float]]] = {"ours": {}, "base": {}}
+            by_probe: dict[str, dict[str, list[list[float]]]] = {"ours": {}, "base": {}}
             levels: dict[str, str] = {}
             for url, kind, level in urls:
                 await timed(ours, url, params, 20, headers)  # warm
                 got = await timed(ours, url, params, queries, headers)
                 lat["ours"].setdefault(kind, []).extend(got)
+                by_probe["ours"].setdefault(kind, []).append(got)
                 levels[f"{kind} {level}"] = f"{pct(got, 50) * 1000:.2f} / {pct(got, 99) * 1000:.2f}"
             for url, kind, level in urls:
                 got = await timed(base, url, params, base_queries, headers)
                 lat["base"].setdefault(kind, []).extend(got)
+                by_probe["base"].setdefault(kind, []).append(got)
                 levels[f"{kind} {level}"] += (
                     f" vs {pct(got, 50) * 1000:.0f} / {pct(got, 99) * 1000:.0f}"
                 )
@@ -283,7 +286,13 @@ async def measure(
         finally:
             await ours.aclose()
             await base.aclose()
-    return {"lat": lat, "mismatches": mismatches, "day": day, "levels": levels}
+    return {
+        "lat": lat,
+        "mismatches": mismatches,
+        "day": day,
+        "levels": levels,
+        "by_probe": by_probe,
+    }
 
 
 async def main() -> None:
@@ -315,7 +324,12 @@ async def main() -> None:
     checks, figures = [], {}
     for kind, name in (("summary", "summary"), ("children", "children/summary")):
         ours, base = m["lat"]["ours"][kind], m["lat"]["base"][kind]
-        p50, p99, b50, b99 = pct(ours, 50), pct(ours, 99), pct(base, 50), pct(base, 99)
+        p99, b99 = pct(ours, 99), pct(base, 99)
+        # the same questions, each probe weighted alike: mean latency per probe, averaged
+        mean, base_mean = (
+            statistics.fmean(statistics.fmean(v) for v in m["by_probe"][side][kind])
+            for side in ("ours", "base")
+        )
         checks.append(
             report.check(
                 f"`{name}` p99",
@@ -329,24 +343,28 @@ async def main() -> None:
         )
         checks.append(
             report.check(
-                f"`{name}` p50, times faster than GROUP BY",
+                f"`{name}` mean over the probes, times faster than GROUP BY",
                 "ms",
-                p50 * 1000,
+                mean * 1000,
                 target=">= 100x faster",
-                met=b50 / p50 >= 100,
-                baseline=b50 * 1000,
-                baseline_name="GROUP BY / window over raw events, p50",
-                ratio=b50 / p50,
+                met=base_mean / mean >= 100,
+                baseline=base_mean * 1000,
+                baseline_name="GROUP BY / window over raw events, same probes",
+                ratio=base_mean / mean,
             )
         )
-        figures[f"{name} p50 / p99 (reporting), ms"] = f"{p50 * 1000:.2f} / {p99 * 1000:.2f}"
-        figures[f"{name} p50 / p99 (baseline), ms"] = f"{b50 * 1000:.0f} / {b99 * 1000:.0f}"
+        figures[f"{name} p50 / p99 (reporting), ms"] = (
+            f"{pct(ours, 50) * 1000:.2f} / {p99 * 1000:.2f}"
+        )
+        figures[f"{name} p50 / p99 (baseline), ms"] = (
+            f"{pct(base, 50) * 1000:.0f} / {b99 * 1000:.0f}"
+        )
     for level, value in m["levels"].items():
         figures[f"{level}: p50 / p99 ms, reporting vs baseline"] = value
     figures["answers equal (all probes)"] = "yes" if not m["mismatches"] else "NO"
     if build_info:
         figures["data set built in this run, s"] = round(build_info["build_seconds"])
-        figures["reporting fold rate while building (5 consumers), events/s"] = round(
+        figures["reporting fold rate while building (all its consumers), events/s"] = round(
             build_info["fold_events_per_s"]
         )
     print(f"B2 report query ({scale.key}, day {m['day']}):")

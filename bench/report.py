@@ -158,7 +158,9 @@ def _num(value: Any) -> str:
 def _ratio(value: Any) -> str:
     if not isinstance(value, int | float):
         return "–"
-    return f"{value:.1f}×" if value >= 10 else f"{value:.2f}×"
+    if value >= 10:
+        return f"{value:.1f}×"
+    return f"{value:.2f}×" if value >= 0.1 else f"{value:.2g}×"
 
 
 def _cell(value: Any) -> str:
@@ -218,6 +220,9 @@ def render(results: dict[str, Any], profiles: str = "") -> str:
         f"* measured: {dates[0][:16].replace('T', ' ')} to {dates[-1][:16].replace('T', ' ')} UTC"
         if dates
         else "* measured: (no results yet)",
+        "",
+        "`ratio` is measured / baseline, except in rows that say *times faster* (baseline /",
+        "measured). Rates are per second of wall time; latencies are per request.",
         "",
         "| bench | figure | target | measured | baseline | ratio | |",
         "|---|---|---|---|---|---|---|",
