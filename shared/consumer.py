@@ -203,7 +203,11 @@ class EventConsumer:
     async def _process_in_transaction(
         self, conn: Any, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
     ) -> tuple[dict[TopicPartition, int], list[Item]]:
-        """Apply the records not applied yet; next offsets and what was applied."""
+        """Apply the records not applied yet; next offsets and what was applied.
+
+        A partition whose stored offset lies beyond the whole batch (the read model was
+        rebuilt, or another member applied it) is sought forward there instead.
+        """
         offsets: dict[TopicPartition, int] = {}
         fresh: list[Item] = []
         async with conn.transaction():
@@ -212,6 +216,8 @@ class EventConsumer:
                 if not records:
                     continue
                 stored = await self._stored_offset(conn, tp)
+                if records[-1].offset + 1 < stored and self.kafka is not None:
+                    self.kafka.seek(tp, stored)
                 records = [r for r in records if r.offset >= stored]
                 if not records:
                     continue
