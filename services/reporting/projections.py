@@ -1,12 +1,12 @@
 """Reporting read models, fed by the published topics.
 
-The skeleton keeps the place tree (`places`); figures per node and day come with the
-reporting issue.
+`PLACES` keeps the place tree (`places`, as every service does) and how many places of each
+kind lie under each place (`place_kind_counts`, see services/reporting/place_counts.py).
 """
 
 from __future__ import annotations
 
-from shared import places
+from services.reporting import place_counts
 from shared.projection import Projection
 
-PLACES = Projection(places.HANDLERS)
+PLACES = Projection(place_counts.HANDLERS)

@@ -18,27 +18,32 @@ class PlaceSummary(BaseModel):
     descendants_by_kind: dict[str, int]
 
 
+# the place, its active children (parent_id index) and its row per kind in place_kind_counts
+PLACE_SUMMARY = """
+SELECT p.id, p.parent_id, p.kind, p.name, p.path::text AS path, p.version,
+       (SELECT count(*) FROM places c WHERE c.parent_id = p.id AND NOT c.retired) AS children,
+       k.kinds, k.counts
+FROM places p
+CROSS JOIN LATERAL (
+    SELECT array_agg(n.kind ORDER BY n.kind) AS kinds, array_agg(n.places ORDER BY n.kind) AS counts
+    FROM place_kind_counts n WHERE n.label = subpath(p.path, -1)::text AND n.places > 0
+) k
+WHERE p.id = $1
+"""
+
+
 async def place_summary(conn: Any, node_id: str) -> PlaceSummary | None:
-    node = await conn.fetchrow(
-        "SELECT id, parent_id, kind, name, path, path::text AS path_text, version"
-        " FROM places WHERE id = $1",
-        node_id,
-    )
-    if node is None:
+    """A place and how many active places of each kind lie under it: key lookups only."""
+    row = await conn.fetchrow(PLACE_SUMMARY, node_id)
+    if row is None:
         return None
-    rows = await conn.fetch(
-        "SELECT kind, count(*) AS n, count(*) FILTER (WHERE parent_id = $2) AS direct"
-        " FROM places WHERE path <@ $1::ltree AND id <> $2 GROUP BY kind",
-        node["path_text"],
-        node_id,
-    )
     return PlaceSummary(
-        id=node["id"],
-        parent_id=node["parent_id"],
-        kind=node["kind"],
-        name=node["name"],
-        path=node["path_text"],
-        version=node["version"],
-        children=sum(r["direct"] for r in rows),
-        descendants_by_kind={r["kind"]: r["n"] for r in rows},
+        id=row["id"],
+        parent_id=row["parent_id"],
+        kind=row["kind"],
+        name=row["name"],
+        path=row["path"],
+        version=row["version"],
+        children=row["children"],
+        descendants_by_kind=dict(zip(row["kinds"] or [], row["counts"] or [], strict=True)),
     )
