@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Request, Response
 
 from shared.auth import Principal, Role, require
@@ -39,7 +40,7 @@ async def lag(
     whole_system(principal)
     try:
         report: LagReport = await request.app.state.lag_watch.measure()
-    except (OSError, ConnectionError) as exc:
+    except (KafkaError, OSError) as exc:
         raise Problem(503, f"Kafka did not answer: {exc}", slug="unavailable") from exc
     return report
 
