@@ -7,6 +7,12 @@
 * `expected_version` (from `If-Match`) that is not the current version raises
   `PreconditionFailed` (HTTP 412); a concurrent append raises `ConcurrencyError` (HTTP 409).
 * `project` runs after the append in the same transaction, for the service's own tables.
+
+The stream and any earlier result of the command id are read in one query before the
+transaction (under READ COMMITTED each statement sees its own snapshot anyway, and the append's
+`UNIQUE(stream_id, version)` refuses anything decided on a stale fold). A command with neither
+`prepare` nor `project` writes nothing but its events: its append is one statement in a
+transaction of its own, so the whole command is two round trips.
 """
 
 from __future__ import annotations
@@ -25,8 +31,7 @@ from shared.eventstore import (
     DuplicateCommand,
     PendingEvent,
     append,
-    command_result,
-    load_stream,
+    load_for_command,
 )
 
 S = TypeVar("S")
@@ -76,48 +81,50 @@ async def execute(
     project: Callable[[Any, list[Envelope]], Awaitable[None]] | None = None,
 ) -> Outcome[S]:
     async with pool.acquire() as conn:
-        if ctx.command_id and (prior := await command_result(conn, ctx.command_id)):
-            return await _replay(conn, aggregate, stream_id, prior)
+        history, prior = await load_for_command(conn, stream_id, ctx.command_id)
+        if prior:
+            return _replay(aggregate, stream_id, history, prior)
+        version = history[-1].version if history else 0
+        if expected_version is not None and expected_version != version:
+            raise PreconditionFailed(stream_id, version)
+        state = aggregate.fold(history)
+
+        def pending(decision: Callable[[S], list[EventPayload]]) -> list[PendingEvent]:
+            return [
+                PendingEvent(stream_id, aggregate.stream_type, version + i, p, occurred_at, node_id)
+                for i, p in enumerate(decision(state), start=1)
+            ]
+
         try:
-            async with conn.transaction():
-                history = await load_stream(conn, stream_id)
-                version = history[-1].version if history else 0
-                if expected_version is not None and expected_version != version:
-                    raise PreconditionFailed(stream_id, version)
-                state = aggregate.fold(history)
-                # `prepare` reads what the decision needs inside the transaction (and may take
-                # advisory locks: they are not writes, so the append stays the first write)
-                decision = await prepare(conn) if prepare is not None else decide
-                assert decision is not None, "execute needs decide or prepare"
-                payloads = decision(state)
-                if not payloads:
-                    return Outcome(state, version, [])
-                pending = [
-                    PendingEvent(
-                        stream_id, aggregate.stream_type, version + i, p, occurred_at, node_id
-                    )
-                    for i, p in enumerate(payloads, start=1)
-                ]
-                stored = await append(conn, pending, ctx)
-                if project is not None:
-                    await project(conn, stored)
-        except DuplicateCommand:
-            return await _replay(
-                conn, aggregate, stream_id, await command_result(conn, ctx.command_id or "")
-            )
-        except ConcurrencyError:
-            # a concurrent retry of this very command won the race: answer with its result
-            if ctx.command_id and (prior := await command_result(conn, ctx.command_id)):
-                return await _replay(conn, aggregate, stream_id, prior)
+            if prepare is None and project is None:
+                assert decide is not None, "execute needs decide or prepare"
+                stored = await append(conn, pending(decide), ctx)
+            else:
+                async with conn.transaction():
+                    # `prepare` reads what the decision needs inside the transaction (and may
+                    # take advisory locks: not writes, so the append stays the first write)
+                    decision = await prepare(conn) if prepare is not None else decide
+                    assert decision is not None, "execute needs decide or prepare"
+                    stored = await append(conn, pending(decision), ctx)
+                    if stored and project is not None:
+                        await project(conn, stored)
+        except (DuplicateCommand, ConcurrencyError):
+            # a concurrent run of this very command id won the race: answer with its result
+            if ctx.command_id:
+                history, prior = await load_for_command(conn, stream_id, ctx.command_id)
+                if prior:
+                    return _replay(aggregate, stream_id, history, prior)
             raise
-        new_state = aggregate.fold(stored, state)
-        return Outcome(new_state, stored[-1].version, stored)
+        if not stored:
+            return Outcome(state, version, [])
+        return Outcome(aggregate.fold(stored, state), stored[-1].version, stored)
 
 
-async def _replay(
-    conn: Any, aggregate: Aggregate[S], stream_id: str, prior: list[Envelope]
+def _replay(
+    aggregate: Aggregate[S], stream_id: str, history: list[Envelope], prior: list[Envelope]
 ) -> Outcome[S]:
-    """The result the first run of a command produced, read back from the store."""
+    """The result the first run of a command produced, from what the store holds."""
     last = max((e.version for e in prior if e.stream_id == stream_id), default=0)
-    history = [e for e in await load_stream(conn, stream_id) if e.version <= last]
-    return Outcome(aggregate.fold(history), last, prior, replayed=True)
+    return Outcome(
+        aggregate.fold([e for e in history if e.version <= last]), last, prior, replayed=True
+    )

@@ -2,19 +2,22 @@
 
 The append must be the first write of its transaction: the transaction id it stamps on the
 rows is assigned at the first write, and the relay orders by that id (DESIGN.md §3, trap 2).
-`append` checks this and refuses otherwise.
+`append` checks this and refuses otherwise. Called outside a transaction, the append is one
+statement in a transaction of its own: one round trip, committed when it returns.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 import orjson
+from asyncpg.pgproto.pgproto import UUID as PgUUID
 
 from shared.contracts import EventPayload
 from shared.envelope import Envelope
@@ -113,6 +116,27 @@ async def load_stream(conn: Any, stream_id: str, after_version: int = 0) -> list
     return [row_to_envelope(r) for r in rows]
 
 
+# `command_id = $2` rows first (in command order), then the stream (in version order)
+LOAD_FOR_COMMAND = f"""
+(SELECT 0 AS part, command_seq AS k, {COLUMNS} FROM events WHERE command_id = $2)
+UNION ALL
+(SELECT 1, version, {COLUMNS} FROM events WHERE stream_id = $1)
+ORDER BY part, k
+"""
+
+
+async def load_for_command(
+    conn: Any, stream_id: str, command_id: str | None
+) -> tuple[list[Envelope], list[Envelope]]:
+    """(the stream's events, the events `command_id` appended before) in one round trip."""
+    if not command_id:
+        return await load_stream(conn, stream_id), []
+    rows = await conn.fetch(LOAD_FOR_COMMAND, stream_id, command_id)
+    history = [row_to_envelope(r) for r in rows if r["part"] == 1]
+    prior = [row_to_envelope(r) for r in rows if r["part"] == 0]
+    return history, prior
+
+
 async def stream_version(conn: Any, stream_id: str) -> int:
     v = await conn.fetchval("SELECT max(version) FROM events WHERE stream_id = $1", stream_id)
     return int(v or 0)
@@ -159,24 +183,67 @@ def _aware(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+_V4_CLEAR = bytes.fromhex("ffffffffffff0fff3fffffffffffffff")  # version and variant bits off
+_V4_SET = bytes.fromhex("00000000000040008000000000000000")  # version 4, RFC 4122 variant
+
+
+def new_event_ids(n: int) -> list[UUID]:
+    """n random (version 4) UUIDs from one `os.urandom` call, as asyncpg returns uuids."""
+    size = 16 * n
+    raw = (
+        int.from_bytes(os.urandom(size)) & int.from_bytes(_V4_CLEAR * n)
+        | int.from_bytes(_V4_SET * n)
+    ).to_bytes(size)
+    return [PgUUID(raw[i : i + 16]) for i in range(0, size, 16)]
+
+
+_ENVELOPE_FIELDS = frozenset(Envelope.model_fields)
+
+
+def stored_envelope(fields: dict[str, Any]) -> Envelope:
+    """An envelope of values the store wrote (every field, in declaration order), built as
+    `Envelope.model_construct` does but without its per-call Python: validating them again
+    would cost more than the rest of an append's Python together."""
+    env = object.__new__(Envelope)
+    object.__setattr__(env, "__dict__", fields)
+    object.__setattr__(env, "__pydantic_fields_set__", _ENVELOPE_FIELDS)
+    object.__setattr__(env, "__pydantic_extra__", None)
+    object.__setattr__(env, "__pydantic_private__", None)
+    return env
+
+
+def _payloads(events: Sequence[PendingEvent]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Each payload as the JSON text sent and as stored (JSON types, not the caller's dict)."""
+    texts: list[str] = []
+    data: list[dict[str, Any]] = []
+    for e in events:
+        if e.payload is None:
+            text = orjson.dumps(e.data).decode()
+            data.append(orjson.loads(text))
+        else:
+            d = e.payload.model_dump(mode="json")
+            text = orjson.dumps(d).decode()
+            data.append(d)
+        texts.append(text)
+    return texts, data
+
+
 async def append(
     conn: Any, events: Sequence[PendingEvent], ctx: CommandContext = CommandContext()
 ) -> list[Envelope]:
-    """Append events in the caller's transaction, which must not have written yet.
+    """Append events in the caller's transaction, which must not have written yet; outside a
+    transaction, in one of their own (one statement, committed on return).
 
     Raises ConcurrencyError when a (stream_id, version) is taken, DuplicateCommand when the
     command id was applied before, NotFirstWrite when the transaction wrote before.
     """
     if not events:
         return []
-    if not conn.is_in_transaction():
-        raise RuntimeError("append needs an open transaction")
-    ids = [e.event_id or uuid4() for e in events]
+    ids = [e.event_id or fresh for e, fresh in zip(events, new_event_ids(len(events)), strict=True)]
     streams = [e.stream_id for e in events]
-    payloads = [
-        orjson.dumps(e.data if e.payload is None else e.payload.model_dump(mode="json")).decode()
-        for e in events
-    ]
+    types = [e.event_type for e in events]
+    schema_versions = [e.schema_version or e.payload_schema_version for e in events]
+    texts, data = _payloads(events)
     try:
         row = await conn.fetchrow(
             APPEND,
@@ -184,11 +251,11 @@ async def append(
             streams,
             [e.stream_type for e in events],
             [e.version for e in events],
-            [e.event_type for e in events],
-            [e.schema_version or e.payload_schema_version for e in events],
+            types,
+            schema_versions,
             [e.occurred_at for e in events],
             [e.node_id for e in events],
-            payloads,
+            texts,
             ctx.actor,
             ctx.correlation_id,
             ctx.causation_id,
@@ -204,22 +271,26 @@ async def append(
         raise NotFirstWrite("append must be the first write of its transaction")
     recorded_at = row["recorded_at"]
     return [
-        Envelope(  # validating is faster than model_construct (pydantic-core vs Python)
-            event_id=event_id,
-            type=e.event_type,
-            schema_version=e.schema_version or e.payload_schema_version,
-            stream_id=e.stream_id,
-            stream_type=e.stream_type,
-            version=e.version,
-            occurred_at=_aware(e.occurred_at),
-            recorded_at=recorded_at,
-            node_id=e.node_id,
-            actor=ctx.actor,
-            correlation_id=ctx.correlation_id,
-            causation_id=ctx.causation_id,
-            data=orjson.loads(payload),  # as stored: JSON types, a copy of the caller's dict
+        stored_envelope(
+            {
+                "event_id": event_id,
+                "type": type_,
+                "schema_version": schema_version,
+                "stream_id": e.stream_id,
+                "stream_type": e.stream_type,
+                "version": e.version,
+                "occurred_at": _aware(e.occurred_at),
+                "recorded_at": recorded_at,
+                "node_id": e.node_id,
+                "actor": ctx.actor,
+                "correlation_id": ctx.correlation_id,
+                "causation_id": ctx.causation_id,
+                "data": d,
+            }
         )
-        for e, event_id, payload in zip(events, ids, payloads, strict=True)
+        for e, event_id, type_, schema_version, d in zip(
+            events, ids, types, schema_versions, data, strict=True
+        )
     ]
 
 

@@ -1,9 +1,11 @@
 """DDL of the tables every service's kernel uses, applied by each service's first migration.
 
 * `events` is the event store and the outbox: `UNIQUE(stream_id, version)` gives optimistic
-  concurrency, `UNIQUE(command_id, command_seq)` makes a retried command append nothing,
-  and `tx_id` (the appending transaction's xid8) lets the relay publish only what no running
-  transaction can still precede.
+  concurrency, `UNIQUE(command_id, command_seq)` (over the rows that have a command id) makes
+  a retried command append nothing, and `tx_id` (the appending transaction's xid8) lets the
+  relay publish only what no running transaction can still precede. Every index costs each
+  appended row: `event_id` has none (the store draws it at random, version 4, and nothing looks
+  an event up by it; consumers dedupe by (stream_id, version)).
 * `relay_checkpoints` is how far the relay has published, as a (tx_id, position) pair.
 * `consumer_offsets`, `consumer_streams` and `dead_letters` belong to the consumer base:
   offsets and per-stream versions are written in the same transaction as the read model.
@@ -17,7 +19,7 @@ KERNEL_DDL = """
 CREATE TABLE IF NOT EXISTS events (
     position        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tx_id           xid8 NOT NULL DEFAULT pg_current_xact_id(),
-    event_id        uuid NOT NULL UNIQUE,
+    event_id        uuid NOT NULL,
     stream_id       text NOT NULL,
     stream_type     text NOT NULL,
     version         integer NOT NULL CHECK (version >= 1),
@@ -32,9 +34,10 @@ CREATE TABLE IF NOT EXISTS events (
     command_id      text,
     command_seq     integer,
     data            jsonb NOT NULL,
-    CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),
-    CONSTRAINT events_command_key UNIQUE (command_id, command_seq)
+    CONSTRAINT events_stream_version_key UNIQUE (stream_id, version)
 );
+CREATE UNIQUE INDEX IF NOT EXISTS events_command_key ON events (command_id, command_seq)
+    WHERE command_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_tx_position_idx ON events (tx_id, position);
 
 CREATE TABLE IF NOT EXISTS relay_checkpoints (
@@ -83,6 +86,20 @@ DROP TABLE IF EXISTS dead_letters, consumer_streams, consumer_offsets,
 """
 
 
+# From the first kernel (a UNIQUE event_id, a command key over every row) to the one above.
+LEAN_EVENT_INDEXES = """
+ALTER TABLE events DROP CONSTRAINT IF EXISTS events_event_id_key;
+ALTER TABLE events DROP CONSTRAINT IF EXISTS events_command_key;
+CREATE UNIQUE INDEX IF NOT EXISTS events_command_key ON events (command_id, command_seq)
+    WHERE command_id IS NOT NULL
+"""
+FIRST_EVENT_INDEXES = """
+DROP INDEX IF EXISTS events_command_key;
+ALTER TABLE events ADD CONSTRAINT events_command_key UNIQUE (command_id, command_seq);
+ALTER TABLE events ADD CONSTRAINT events_event_id_key UNIQUE (event_id)
+"""
+
+
 def statements(ddl: str = KERNEL_DDL) -> list[str]:
     """One statement per item, for drivers that prepare each statement."""
     return [s.strip() for s in ddl.split(";") if s.strip()]
@@ -91,6 +108,17 @@ def statements(ddl: str = KERNEL_DDL) -> list[str]:
 def create(op: Any, *ddl: str) -> None:
     """Run the kernel DDL and a service's own DDL in an Alembic migration."""
     for sql in statements(KERNEL_DDL) + [s for d in ddl for s in statements(d)]:
+        op.execute(sql)
+
+
+def lean_event_indexes(op: Any) -> None:
+    """A migration's upgrade to the event indexes above (a no-op on a schema that has them)."""
+    for sql in statements(LEAN_EVENT_INDEXES):
+        op.execute(sql)
+
+
+def first_event_indexes(op: Any) -> None:
+    for sql in statements(FIRST_EVENT_INDEXES):
         op.execute(sql)
 
 

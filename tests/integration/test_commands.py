@@ -76,3 +76,37 @@ async def test_if_match_with_a_stale_version_is_refused(pool: Any) -> None:
         await run(pool, CommandContext(), expected=0)
     assert info.value.current == 1
     assert (await run(pool, CommandContext(), expected=1)).version == 2
+
+
+async def test_a_failing_projection_leaves_no_events(pool: Any) -> None:
+    async def project(conn: Any, events: list[Any]) -> None:
+        assert conn.is_in_transaction() and len(events) == 1
+        raise RuntimeError("projection failed")
+
+    with pytest.raises(RuntimeError):
+        await execute(
+            pool,
+            COUNTER,
+            "c-1",
+            decide=lambda s: created(s.created),
+            ctx=CommandContext(),
+            occurred_at=utc_now(),
+            project=project,
+        )
+    assert await pool.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_a_decision_of_no_events_writes_nothing_and_projects_nothing(pool: Any) -> None:
+    async def project(conn: Any, events: list[Any]) -> None:
+        raise AssertionError("nothing to project")
+
+    outcome = await execute(
+        pool,
+        COUNTER,
+        "c-1",
+        decide=lambda s: [],
+        ctx=CommandContext(command_id="u:k3"),
+        occurred_at=utc_now(),
+        project=project,
+    )
+    assert (outcome.version, outcome.events, outcome.replayed) == (0, [], False)

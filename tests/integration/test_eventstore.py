@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
+from shared.envelope import Envelope
 from shared.eventstore import (
     CommandContext,
     ConcurrencyError,
@@ -71,3 +73,35 @@ async def test_append_refuses_to_follow_another_write_in_its_transaction(pool: A
                 await conn.execute("INSERT INTO side VALUES (1)")
                 await append(conn, [raw_event("s-1", 1)])
         assert await conn.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_an_append_outside_a_transaction_commits_alone_with_the_same_checks(
+    pool: Any,
+) -> None:
+    ctx = CommandContext(actor="u1", command_id="u1:alone")
+    async with pool.acquire() as conn:
+        stored = await append(conn, [raw_event("s-1", 1), raw_event("s-1", 2)], ctx)
+        assert not conn.is_in_transaction()
+        with pytest.raises(ConcurrencyError):
+            await append(conn, [raw_event("s-1", 2)])
+        with pytest.raises(DuplicateCommand):
+            await append(conn, [raw_event("s-2", 1)], ctx)
+    async with pool.acquire() as conn:
+        assert await load_stream(conn, "s-1") == stored
+        assert await conn.fetchval("SELECT count(DISTINCT tx_id) FROM events") == 1
+
+
+async def test_the_envelopes_returned_are_those_a_load_returns(pool: Any) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        stored = await append(
+            conn,
+            [raw_event("s-1", 1, when="2022-04-01"), raw_event("s-1", 2, nested={"a": [1]})],
+            CommandContext(actor="u1", correlation_id=uuid4(), causation_id=uuid4()),
+        )
+    async with pool.acquire() as conn:
+        loaded = await load_stream(conn, "s-1")
+    assert stored == loaded
+    assert [e.model_dump() for e in stored] == [e.model_dump() for e in loaded]
+    assert [Envelope.model_validate(e.model_dump()) for e in stored] == stored
+    assert len({e.event_id for e in stored}) == 2
+    assert all(e.event_id.version == 4 for e in stored)
