@@ -50,7 +50,7 @@ bench: deps infra
 		TEST_KAFKA_BOOTSTRAP="$$GRID_KAFKA_BOOTSTRAP" && \
 		.venv/bin/python -m bench.ingest && \
 		.venv/bin/python -m bench.query && \
-		{ [ ! -f bench/rebuild.py ] || .venv/bin/python -m bench.rebuild; } && \
+		.venv/bin/python -m bench.rebuild && \
 		.venv/bin/python -m bench.append && \
 		.venv/bin/python -m bench.report
 
