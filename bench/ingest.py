@@ -40,6 +40,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -99,6 +100,12 @@ def bodies(items: list[dict[str, Any]], size: int) -> list[tuple[int, bytes]]:
         (len(items[i : i + size]), orjson.dumps({"items": items[i : i + size]}))
         for i in range(0, len(items), size)
     ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: int) -> float:
@@ -210,6 +217,8 @@ async def warm_up(sys_: System) -> None:
 async def max_rate(sys_: System, n: int, batch: int, uploaders: int) -> dict[str, float]:
     queue = bodies(crossings("max", n, "b1-max-gate", sys_.at), batch)
     pending = iter(queue)
+    checkpoint = sys_.servers["checkpoint"].pid()
+    cpu0 = cpu_seconds(checkpoint)
 
     async def uploader() -> None:
         for count, body in pending:
@@ -221,7 +230,12 @@ async def max_rate(sys_: System, n: int, batch: int, uploaders: int) -> dict[str
     await accepting
     accepted = time.perf_counter()
     seen = await visible
-    return {"events_per_s": n / (seen - t0), "accepted_per_s": n / (accepted - t0)}
+    cpu = cpu_seconds(checkpoint) - cpu0  # its relay has published them all by now
+    return {
+        "events_per_s": n / (seen - t0),
+        "accepted_per_s": n / (accepted - t0),
+        "checkpoint_cpu_us": cpu / n * 1e6,
+    }
 
 
 async def open_loop(
@@ -483,6 +497,9 @@ async def main() -> None:
     ]
     figures = {
         "max rate: uploads accepted by the API, events/s": rates["accepted_per_s"],
+        "checkpoint CPU per crossing at max rate (API, decision, append, ledger, relay), µs": (
+            rates["checkpoint_cpu_us"]
+        ),
         f"p50 visibility delay at {args.rate:,.0f}/s offered, s": p50,
         "raw aiokafka p50 produce-to-consume delay, s": raw50,
         "max visibility delay at the fixed rate, s": max(lag),

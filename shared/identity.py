@@ -15,10 +15,10 @@ that must recognise a document without holding it compares `id_hmac` values.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from datetime import date, datetime
+from operator import mul
 from typing import Final, Literal, get_args
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,7 @@ __all__ = [
     "DocumentType",
     "Sex",
     "birth_date_and_sex",
+    "china_today",
     "hmac_key",
     "id_hmac",
     "mask_document",
@@ -74,7 +75,10 @@ def normalise(document_type: str, number: str) -> str:
     """The canonical form of a document number: no whitespace (incl. U+3000), half-width,
     upper case. A Taiwan permit also loses a trailing issue letter such as `(B)`, which
     changes with every reissue while the 8 digits stay the holder's."""
-    text = _strip_whitespace(_half_width(number)).upper()
+    if number.isascii() and number.isalnum():  # as most scanners send it: nothing to strip
+        text = number.upper()
+    else:
+        text = _strip_whitespace(_half_width(number)).upper()
     if document_type == "taiwan_permit":
         text = _TAIWAN_ISSUE_LETTER.sub("", text)
     return text
@@ -98,7 +102,7 @@ def resident_id_check_digit(first17: str) -> str:
     """The ISO 7064 MOD 11-2 check character for the first 17 digits of a resident ID."""
     if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
         raise ValueError("a resident ID check digit needs exactly 17 digits")
-    total = sum(int(d) * w for d, w in zip(first17, _RESIDENT_ID_WEIGHTS, strict=True))
+    total = sum(map(mul, map(int, first17), _RESIDENT_ID_WEIGHTS))
     return _RESIDENT_ID_CHECK[total % 11]
 
 
@@ -119,12 +123,13 @@ def _validate_resident_id(number: str, today: date) -> str:
         )
     if length != 18:
         raise _invalid("resident-id-length", f"resident ID must be 18 characters, got {length}")
-    for position, c in enumerate(number[:17], start=1):
-        if not ("0" <= c <= "9"):
-            raise _invalid(
-                "resident-id-format",
-                f"resident ID characters 1-17 must be digits, got {c!r} at position {position}",
-            )
+    first17 = number[:17]
+    if not (first17.isascii() and first17.isdigit()):
+        position, c = next((i, c) for i, c in enumerate(first17, 1) if not "0" <= c <= "9")
+        raise _invalid(
+            "resident-id-format",
+            f"resident ID characters 1-17 must be digits, got {c!r} at position {position}",
+        )
     last = number[17]
     if not ("0" <= last <= "9" or last == "X"):
         raise _invalid(
@@ -149,7 +154,7 @@ def _validate_resident_id(number: str, today: date) -> str:
             "resident-id-birth-date",
             f"resident ID birth date {birth} is in the future (today is {today:%Y%m%d})",
         )
-    expected = resident_id_check_digit(number[:17])
+    expected = resident_id_check_digit(first17)
     if last != expected:
         raise _invalid(
             "resident-id-check-digit",
@@ -189,6 +194,11 @@ def _validate_taiwan_permit(number: str) -> str:
     return number
 
 
+def china_today() -> date:
+    """Today on the calendar in China: the latest birth date a resident ID may hold."""
+    return datetime.now(_CHINA).date()
+
+
 def validate_document(document_type: str, number: str, *, today: date | None = None) -> str:
     """The normalised number if it is a well-formed document of that type, else DomainError.
 
@@ -203,7 +213,7 @@ def validate_document(document_type: str, number: str, *, today: date | None = N
     if not normalised:
         raise _invalid("document-empty", "document number is empty")
     if document_type == "resident_id":
-        return _validate_resident_id(normalised, today or datetime.now(_CHINA).date())
+        return _validate_resident_id(normalised, today or china_today())
     if document_type == "passport":
         return _validate_passport(normalised)
     if document_type == "hk_macao_permit":
@@ -343,6 +353,6 @@ def hmac_key(setting: str) -> bytes:
 
 
 def id_hmac(key: bytes, document_type: DocumentType, normalised_number: str) -> str:
-    """Hex HMAC-SHA256 of `"{document_type}:{normalised_number}"`."""
+    """Hex HMAC-SHA256 of `"{document_type}:{normalised_number}"` (OpenSSL's one-shot HMAC)."""
     message = f"{document_type}:{normalised_number}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI
 
 from services.checkpoint.api import ROUTERS
@@ -34,4 +36,8 @@ def create_app(settings: CheckpointSettings | None = None) -> FastAPI:
 def app() -> FastAPI:
     settings = CheckpointSettings()
     logs.configure(settings.service, settings.log_level)
-    return create_app(settings)
+    built = create_app(settings)
+    # modules, routes and schemas live as long as the process: out of the collector's scans,
+    # so a batch upload's many short-lived objects do not make every full collection walk them
+    gc.freeze()
+    return built

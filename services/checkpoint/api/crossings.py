@@ -39,7 +39,7 @@ from services.checkpoint.handlers.crossings import (
 )
 from shared.auth import Principal, Role, check_scope
 from shared.errors import DomainError
-from shared.identity import hmac_key
+from shared.identity import china_today, hmac_key
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
 from shared.problems import Problem
@@ -160,8 +160,9 @@ def _problem(outcome: ItemOutcome) -> Problem:
     "than the live window says so in `views_as_of`. Sending the same upload again records "
     "nothing twice: its items come back `unchanged` with their first decisions.",
 )
-async def record_batch(body: CrossingBatch, request: Request, principal: Recorder) -> BatchOut:
+async def record_batch(body: CrossingBatch, request: Request, principal: Recorder) -> Response:
     key = _key(request)
+    today = china_today()  # bounds birth dates in resident IDs, once per upload
     results: list[ItemOutcome] = []
     ready: list[tuple[int, RecordCrossing]] = []
     for index, raw in enumerate(body.items):
@@ -172,7 +173,7 @@ async def record_batch(body: CrossingBatch, request: Request, principal: Recorde
                 (
                     index,
                     handlers.to_command(
-                        key, _input(parsed, parsed.id, parsed.occurred_at), principal.sub
+                        key, _input(parsed, parsed.id, parsed.occurred_at), principal.sub, today
                     ),
                 )
             )
@@ -204,7 +205,7 @@ async def record_batch(body: CrossingBatch, request: Request, principal: Recorde
         )
     )
     results.sort(key=lambda r: r.index)
-    return BatchOut(
+    out = BatchOut(
         received=len(body.items),
         created=sum(r.status == "created" for r in results),
         unchanged=sum(r.status == "unchanged" for r in results),
@@ -226,6 +227,8 @@ async def record_batch(body: CrossingBatch, request: Request, principal: Recorde
             for r in results
         ],
     )
+    # serialised once, as FastAPI would (it would dump, validate and dump the model again)
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @crossings.get("/{crossing_id}", response_model=CrossingOut, summary="One crossing")

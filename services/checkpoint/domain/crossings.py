@@ -81,6 +81,29 @@ class RecordCrossing:
     def people(self) -> tuple[GatePerson, ...]:
         return (self.person,) if self.person is not None else self.passengers
 
+    def at(
+        self, node_id: str, person: GatePerson | None, passengers: tuple[GatePerson, ...]
+    ) -> RecordCrossing:
+        """The crossing at its gate's node, with its people as the views recognise them
+        (what `dataclasses.replace` does, without its per-call introspection)."""
+        return RecordCrossing(
+            self.crossing_id,
+            self.checkpoint_id,
+            node_id,
+            self.kind,
+            self.direction,
+            person,
+            self.plate,
+            passengers,
+            self.temperature,
+            self.health_code,
+            self.test_report_at,
+            self.origin,
+            self.origin_region_code,
+            self.occurred_at,
+            self.recorded_by,
+        )
+
     @property
     def identity(self) -> tuple[str, str, str, str | None, str | None]:
         """What makes a retried upload the same crossing."""
