@@ -128,28 +128,28 @@ class Trend(BaseModel):
 # -- queries --------------------------------------------------------------------------------
 
 
+# the day's flows, then each stock summed over its deltas up to the day
+FIGURES_OF = (
+    "SELECT node_id, metric, value FROM node_day_metrics"
+    " WHERE node_id = ANY($1::text[]) AND day = $2 AND metric NOT LIKE 'stock.%' AND value <> 0"
+    " UNION ALL"
+    " SELECT node_id, metric, sum(value)::bigint FROM node_day_metrics"
+    " WHERE node_id = ANY($1::text[]) AND metric LIKE 'stock.%' AND day <= $2"
+    " GROUP BY node_id, metric"
+)
+
+
 async def figures_of(conn: Any, node_ids: list[str], day: date) -> dict[str, Figures]:
-    """Flows of `day` and stocks at its end for each node: two index lookups."""
-    flows = await conn.fetch(
-        "SELECT node_id, metric, value FROM node_day_metrics"
-        " WHERE node_id = ANY($1::text[]) AND day = $2 AND metric NOT LIKE 'stock.%'"
-        " AND value <> 0",
-        node_ids,
-        day,
-    )
-    stocks = await conn.fetch(
-        "SELECT node_id, metric, sum(value)::bigint AS value FROM node_day_metrics"
-        " WHERE node_id = ANY($1::text[]) AND metric LIKE 'stock.%' AND day <= $2"
-        " GROUP BY node_id, metric",
-        node_ids,
-        day,
-    )
+    """Flows of `day` and stocks at its end for each node: two index lookups, one round trip."""
+    rows = await conn.fetch(FIGURES_OF, node_ids, day)
     flow_of: defaultdict[str, dict[str, int]] = defaultdict(dict)
     stock_of: dict[str, dict[str, int]] = {n: dict.fromkeys(CORE_STOCKS, 0) for n in node_ids}
-    for r in flows:
-        flow_of[r["node_id"]][r["metric"]] = r["value"]
-    for r in stocks:
-        name = r["metric"].removeprefix(figures.STOCK)
+    for r in rows:
+        metric = r["metric"]
+        if not metric.startswith(figures.STOCK):
+            flow_of[r["node_id"]][metric] = r["value"]
+            continue
+        name = metric.removeprefix(figures.STOCK)
         if r["value"] or name in CORE_STOCKS:
             stock_of[r["node_id"]][name] = r["value"]
     return {
@@ -209,10 +209,13 @@ async def known_in_scope(conn: Any, principal: Principal, node_id: str) -> None:
     await check_scope(principal, node_id, places.covers(conn))
 
 
-async def node_summary(conn: Any, node_id: str, day: date) -> NodeSummary | None:
+async def node_summary(conn: Any, principal: Principal, node_id: str, day: date) -> NodeSummary:
+    """As `known_in_scope` then the lookups, but the place's own row says whether it is known:
+    one round trip fewer on the busiest read."""
     place = await views.place_summary(conn, node_id)
     if place is None:
-        return None
+        raise Problem(404, f"node {node_id} is not known to reporting (yet)")
+    await check_scope(principal, node_id, places.covers(conn))
     figs = (await figures_of(conn, [node_id], day))[node_id]
     return NodeSummary(**place.model_dump(), **figs.model_dump())
 

@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from services.reporting.api.figures import Day, NodeSummary, known_in_scope, node_summary, today
+from services.reporting.api.figures import Day, NodeSummary, node_summary, today
 from shared.auth import Principal, Role, require
-from shared.problems import Problem
 
 READERS = tuple(Role)
 
@@ -28,8 +27,4 @@ async def node_summary_route(
 ) -> NodeSummary:
     day = date or today(request)
     async with request.app.state.pool.acquire() as conn:
-        await known_in_scope(conn, principal, node_id)
-        summary = await node_summary(conn, node_id, day)
-        if summary is None:
-            raise Problem(404, f"node {node_id} is not known to reporting (yet)")
-    return summary
+        return await node_summary(conn, principal, node_id, day)
