@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
@@ -25,7 +26,6 @@ from services.checkpoint.commands.crossings import (
     CrossingFields,
     CrossingItem,
     CrossingOut,
-    ItemResult,
 )
 from services.checkpoint.domain.crossings import RecordCrossing
 from services.checkpoint.domain.ledger import to_csv
@@ -205,30 +205,38 @@ async def record_batch(body: CrossingBatch, request: Request, principal: Recorde
         )
     )
     results.sort(key=lambda r: r.index)
-    out = BatchOut(
-        received=len(body.items),
-        created=sum(r.status == "created" for r in results),
-        unchanged=sum(r.status == "unchanged" for r in results),
-        errors=sum(r.status == "error" for r in results),
-        results=[
-            ItemResult(
-                index=r.index,
-                id=r.id,
-                status=r.status,
-                decision=r.decision,
-                reasons=list(r.reasons),
-                views_as_of=r.views_as_of,
-                breaches=list(r.breaches),
-                code=r.code,
-                refusal=r.refusal,
-                field=r.field,
-                reason=r.reason,
-            )
-            for r in results
-        ],
+    return Response(batch_json(len(body.items), results), media_type="application/json")
+
+
+def batch_json(received: int, results: list[ItemOutcome]) -> bytes:
+    """The `BatchOut` document of an upload's outcomes, as pydantic would serialise it, in
+    one orjson call: a pydantic model per item, validated and dumped, costs more than the
+    rest of the response together."""
+    return orjson.dumps(
+        {
+            "received": received,
+            "created": sum(r.status == "created" for r in results),
+            "unchanged": sum(r.status == "unchanged" for r in results),
+            "errors": sum(r.status == "error" for r in results),
+            "results": [
+                {
+                    "index": r.index,
+                    "id": r.id,
+                    "status": r.status,
+                    "code": r.code,
+                    "refusal": r.refusal,
+                    "field": r.field,
+                    "reason": r.reason,
+                    "decision": r.decision,
+                    "reasons": r.reasons,
+                    "views_as_of": r.views_as_of,
+                    "breaches": r.breaches,
+                }
+                for r in results
+            ],
+        },
+        option=orjson.OPT_UTC_Z,
     )
-    # serialised once, as FastAPI would (it would dump, validate and dump the model again)
-    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @crossings.get("/{crossing_id}", response_model=CrossingOut, summary="One crossing")
