@@ -108,6 +108,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_queue_seconds(pid: int) -> float:
+    """Time the process's main thread (the event loop) has spent runnable but waiting for a
+    core (Linux schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
@@ -217,8 +223,9 @@ async def warm_up(sys_: System) -> None:
 async def max_rate(sys_: System, n: int, batch: int, uploaders: int) -> dict[str, float]:
     queue = bodies(crossings("max", n, "b1-max-gate", sys_.at), batch)
     pending = iter(queue)
-    checkpoint = sys_.servers["checkpoint"].pid()
-    cpu0 = cpu_seconds(checkpoint)
+    pids = {name: sys_.servers[name].pid() for name in ("checkpoint", "reporting")}
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    waited0 = run_queue_seconds(pids["checkpoint"])
 
     async def uploader() -> None:
         for count, body in pending:
@@ -230,11 +237,18 @@ async def max_rate(sys_: System, n: int, batch: int, uploaders: int) -> dict[str
     await accepting
     accepted = time.perf_counter()
     seen = await visible
-    cpu = cpu_seconds(checkpoint) - cpu0  # its relay has published them all by now
+    # CPU time each server used per crossing (checkpoint's relay has published them all by
+    # now), and the share of one core that is over the run: on a machine that other work
+    # shares, a server that wants the CPU all the time may get much less of it
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+    waited = run_queue_seconds(pids["checkpoint"]) - waited0
     return {
         "events_per_s": n / (seen - t0),
         "accepted_per_s": n / (accepted - t0),
-        "checkpoint_cpu_us": cpu / n * 1e6,
+        "checkpoint_cpu_us": cpu["checkpoint"] / n * 1e6,
+        "reporting_cpu_us": cpu["reporting"] / n * 1e6,
+        "checkpoint_core_share": cpu["checkpoint"] / (seen - t0),
+        "checkpoint_waiting_share": waited / (seen - t0),
     }
 
 
@@ -499,6 +513,13 @@ async def main() -> None:
         "max rate: uploads accepted by the API, events/s": rates["accepted_per_s"],
         "checkpoint CPU per crossing at max rate (API, decision, append, ledger, relay), µs": (
             rates["checkpoint_cpu_us"]
+        ),
+        "reporting CPU per crossing at max rate (consumers, summary polls), µs": (
+            rates["reporting_cpu_us"]
+        ),
+        "share of the max-rate run checkpoint was on a core": rates["checkpoint_core_share"],
+        "share of the max-rate run checkpoint was runnable but waiting for a core": (
+            rates["checkpoint_waiting_share"]
         ),
         f"p50 visibility delay at {args.rate:,.0f}/s offered, s": p50,
         "raw aiokafka p50 produce-to-consume delay, s": raw50,
