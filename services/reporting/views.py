@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class PlaceSummary(BaseModel):
@@ -14,8 +14,11 @@ class PlaceSummary(BaseModel):
     name: str
     path: str
     version: int
-    children: int
-    descendants_by_kind: dict[str, int]
+    children: int = Field(description="active (not retired) places directly under it")
+    descendants_by_kind: dict[str, int] = Field(
+        description="active places at any depth under it, by kind",
+        examples=[{"grid": 2, "building": 2, "household": 4}],
+    )
 
 
 # the place, its active children (parent_id index) and its row per kind in place_kind_counts
