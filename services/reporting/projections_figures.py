@@ -4,6 +4,9 @@ Each batch of events is folded in Python into node-level deltas (`figures` says 
 adds what); at the end of the batch the deltas are spread over each node's ancestors, taken
 from the node's path, and written with ONE upsert
 (`INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE SET value = value + EXCLUDED.value`).
+The state the events need is read per batch too: where the subjects live, which visits are
+stored and since when each visited household counts as screened (kept current in Python,
+new visits written in one statement); a run of `NodeCreated` is written in one statement.
 
 Ordering. This consumer keeps its own copy of the place tree (`fig_places`) from the
 `registry.events` it reads anyway, so a move and the figures under it are applied in one
@@ -100,6 +103,16 @@ def ids_of(path: str) -> list[str]:
 
 
 @dataclass
+class Visits:
+    """The batch's visits: ids known (stored or new), each household's earliest standing
+    screened day as of the events so far, and the rows not written yet."""
+
+    known: set[str] = field(default_factory=set)
+    since: dict[str, date | None] = field(default_factory=dict)
+    unwritten: list[tuple[str, str, date, bool]] = field(default_factory=list)
+
+
+@dataclass
 class Batch:
     """Node-level deltas of the events seen since the last flush."""
 
@@ -107,6 +120,7 @@ class Batch:
     deltas: defaultdict[Key, int] = field(default_factory=lambda: defaultdict(int))
     contributions: list[tuple[str, str, date, str, int]] = field(default_factory=list)
     homes: dict[str, str | None] = field(default_factory=dict)
+    visits: Visits = field(default_factory=lambda: Visits())
 
     def day(self, env: Envelope) -> date:
         return figures.day_of(env.occurred_at, self.zone)
@@ -155,10 +169,15 @@ async def flush(conn: Any, batch: Batch) -> None:
         for ancestor in line:
             spread[(ancestor, day, metric)] += value
     for sql, items in ((UPSERT_METRICS, spread), (UPSERT_PENDING, pending)):
-        items = {k: items[k] for k in sorted(items) if items[k]}
-        if items:
-            keys = [list(c) for c in zip(*items, strict=True)]
-            await conn.execute(sql, *keys, list(items.values()))
+        rows = sorted((k, v) for k, v in items.items() if v)  # one lock order for all writers
+        if rows:
+            await conn.execute(
+                sql,
+                [k[0] for k, _ in rows],
+                [k[1] for k, _ in rows],
+                [k[2] for k, _ in rows],
+                [v for _, v in rows],
+            )
 
 
 # -- where an event counts -----------------------------------------------------------------
@@ -203,27 +222,39 @@ async def subject_node(
 # -- the place tree ---------------------------------------------------------------------------
 
 
-async def on_node_created(conn: Any, env: Envelope, e: NodeCreated, batch: Batch) -> None:
+async def on_nodes_created(conn: Any, created: Sequence[NodeCreated], batch: Batch) -> None:
+    """A run of `NodeCreated`: the new rows in one statement (a node takes its parent's
+    current path when the parent is known, else the event's), then what waited for them."""
     await flush(conn, batch)
-    label = e.path.rsplit(".", 1)[-1]
+    asked = {e.node_id for e in created} | {e.parent_id for e in created if e.parent_id}
+    rows = await conn.fetch(
+        "SELECT id, path::text AS path FROM fig_places WHERE id = ANY($1::text[])", list(asked)
+    )
+    paths: dict[str, str] = {r["id"]: r["path"] for r in rows}
+    new: list[tuple[str, str | None, str]] = []
+    for e in created:
+        if e.node_id in paths:
+            continue  # known already: left as it is
+        parent = paths.get(e.parent_id) if e.parent_id else None
+        path = f"{parent}.{e.path.rsplit('.', 1)[-1]}" if parent else e.path
+        paths[e.node_id] = path
+        new.append((e.node_id, e.parent_id, path))
+    if not new:
+        return
     await conn.execute(
-        """
-        INSERT INTO fig_places (id, parent_id, path)
-        VALUES ($1, $2,
-                COALESCE((SELECT p.path FROM fig_places p WHERE p.id = $2) || $4::ltree,
-                         $3::ltree))
-        ON CONFLICT (id) DO NOTHING
-        """,
-        e.node_id,
-        e.parent_id,
-        e.path,
-        label,
+        "INSERT INTO fig_places (id, parent_id, path)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::ltree[]) ON CONFLICT (id) DO NOTHING",
+        [n for n, _, _ in new],
+        [p for _, p, _ in new],
+        [path for _, _, path in new],
     )
     waiting = await conn.fetch(
-        "DELETE FROM fig_pending WHERE node_id = $1 RETURNING day, metric, value", e.node_id
+        "DELETE FROM fig_pending WHERE node_id = ANY($1::text[])"
+        " RETURNING node_id, day, metric, value",
+        [n for n, _, _ in new],
     )
     for row in waiting:
-        batch.deltas[(e.node_id, row["day"], row["metric"])] += row["value"]
+        batch.deltas[(row["node_id"], row["day"], row["metric"])] += row["value"]
 
 
 async def on_node_moved(conn: Any, env: Envelope, e: NodeMoved, batch: Batch) -> None:
@@ -330,6 +361,38 @@ async def on_person_voided(conn: Any, env: Envelope, e: PersonVoided, batch: Bat
 # -- visits and inquiries -------------------------------------------------------------------
 
 
+async def prefetch_visits(conn: Any, batch: Batch, visits: Sequence[HouseholdVisited]) -> None:
+    """Which of the batch's visits are stored already and where their households' screened
+    stock stands, in two queries (the handlers keep both current)."""
+    if not visits:
+        return
+    await write_visits(conn, batch)
+    households = list({e.household_id for e in visits})
+    rows = await conn.fetch(
+        "SELECT household_id, min(day) AS since FROM fig_visits"
+        " WHERE household_id = ANY($1::text[]) AND screened AND NOT voided"
+        " GROUP BY household_id",
+        households,
+    )
+    batch.visits.since.update(dict.fromkeys(households))
+    batch.visits.since.update({r["household_id"]: r["since"] for r in rows})
+    rows = await conn.fetch(
+        "SELECT id FROM fig_visits WHERE id = ANY($1::text[])", list({e.visit_id for e in visits})
+    )
+    batch.visits.known.update(r["id"] for r in rows)
+
+
+async def write_visits(conn: Any, batch: Batch) -> None:
+    rows, batch.visits.unwritten = batch.visits.unwritten, []
+    if rows:
+        await conn.execute(
+            "INSERT INTO fig_visits (id, household_id, day, screened)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::bool[])"
+            " ON CONFLICT (id) DO NOTHING",
+            *[list(c) for c in zip(*rows, strict=True)],
+        )
+
+
 async def _screened_since(conn: Any, household_id: str) -> date | None:
     value: date | None = await conn.fetchval(
         "SELECT min(day) FROM fig_visits WHERE household_id = $1 AND screened AND NOT voided",
@@ -339,33 +402,26 @@ async def _screened_since(conn: Any, household_id: str) -> date | None:
 
 
 async def on_visit(conn: Any, env: Envelope, e: HouseholdVisited, batch: Batch) -> None:
-    day, screened = batch.day(env), figures.counts_as_screened(e)
-    row = await conn.fetchrow(
-        """
-        WITH standing AS (
-            SELECT min(day) AS since FROM fig_visits
-            WHERE household_id = $2 AND screened AND NOT voided
-        ), added AS (
-            INSERT INTO fig_visits (id, household_id, day, screened) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (id) DO NOTHING RETURNING true AS inserted
-        )
-        SELECT (SELECT since FROM standing) AS since, (SELECT inserted FROM added) AS inserted
-        """,
-        e.visit_id,
-        e.household_id,
-        day,
-        screened,
-    )
-    if not row["inserted"]:
+    visits = batch.visits
+    if e.visit_id in visits.known:
         return
+    day, screened = batch.day(env), figures.counts_as_screened(e)
+    if e.household_id not in visits.since:  # not prefetched: ask now
+        await prefetch_visits(conn, batch, [e])
+        if e.visit_id in visits.known:
+            return
+    visits.known.add(e.visit_id)
+    visits.unwritten.append((e.visit_id, e.household_id, day, screened))
     batch.add(e.household_id, day, figures.visit_flows(e), f"visit:{e.visit_id}")
-    before: date | None = row["since"]
+    before = visits.since[e.household_id]
     after = min(before, day) if before is not None and screened else (day if screened else before)
+    visits.since[e.household_id] = after
     for moved_day, delta in figures.screened_since_moved(before, after):
         batch.add(e.household_id, moved_day, [("stock.screened_households", delta)])
 
 
 async def on_visit_voided(conn: Any, env: Envelope, e: VisitVoided, batch: Batch) -> None:
+    await write_visits(conn, batch)
     before = await _screened_since(conn, e.household_id)
     voided = await conn.fetchval(
         "UPDATE fig_visits SET voided = true WHERE id = $1 AND NOT voided RETURNING household_id",
@@ -375,6 +431,7 @@ async def on_visit_voided(conn: Any, env: Envelope, e: VisitVoided, batch: Batch
         return
     await _void(conn, batch, f"visit:{e.visit_id}")
     after = await _screened_since(conn, voided)
+    batch.visits.since[voided] = after
     for moved_day, delta in figures.screened_since_moved(before, after):
         batch.add(voided, moved_day, [("stock.screened_households", delta)])
 
@@ -493,7 +550,6 @@ async def on_breach(conn: Any, env: Envelope, e: QuarantineBreachAttempted, batc
 Apply = Callable[[Any, Envelope, Any, Batch], Awaitable[None]]
 
 HANDLERS: dict[type[EventPayload], Apply] = {
-    NodeCreated: on_node_created,
     NodeMoved: on_node_moved,
     HouseholdRegistered: on_household,
     PersonRegistered: on_person_registered,
@@ -538,10 +594,21 @@ class FiguresProjection:
         batch = Batch(self.zone)
         decoded = [(env, decode(env)) for env in events]
         await prefetch_homes(conn, batch, [p for _, p in decoded])
+        await prefetch_visits(conn, batch, [p for _, p in decoded if type(p) is HouseholdVisited])
+        created: list[NodeCreated] = []
         for env, payload in decoded:
+            if type(payload) is NodeCreated:
+                created.append(payload)
+                continue
+            if created:
+                await on_nodes_created(conn, created, batch)
+                created = []
             apply = HANDLERS.get(type(payload))
             if apply is not None:
                 await apply(conn, env, payload, batch)
+        if created:
+            await on_nodes_created(conn, created, batch)
+        await write_visits(conn, batch)
         await flush(conn, batch)
 
 

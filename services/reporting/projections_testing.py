@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, tzinfo
+from datetime import date, datetime, tzinfo
 from functools import cached_property
 from typing import Any
 
@@ -117,30 +117,74 @@ def label_of(node_id: str) -> str:
 
 @dataclass
 class Batch:
-    """Whose figures the batch's facts may have changed."""
+    """Whose figures the batch's facts may have changed, and the rows of households, persons
+    and residences not written yet (written in one statement each before anything reads)."""
 
     persons: set[str] = field(default_factory=set)
+    households: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    registered: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    residences: list[tuple[str, int, str, datetime]] = field(default_factory=list)
+
+
+async def write_facts(conn: Any, batch: Batch) -> None:
+    if batch.households:
+        await conn.execute(
+            "INSERT INTO testing_households (id, door_number, address)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT (id) DO NOTHING",
+            *_columns(batch.households, 3),
+        )
+        batch.households = []
+    if batch.registered:
+        await conn.execute(
+            "INSERT INTO testing_persons (id, name_masked, document_masked)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT (id) DO NOTHING",
+            *_columns(batch.registered, 3),
+        )
+        batch.registered = []
+    if batch.residences:
+        await conn.execute(
+            "INSERT INTO testing_residences (person_id, version, household_id, since)"
+            " SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[])"
+            " ON CONFLICT DO NOTHING",
+            *_columns(batch.residences, 4),
+        )
+        batch.residences = []
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 # -- facts: the place tree ---------------------------------------------------------------------
 
 
-async def on_node_created(conn: Any, env: Envelope, e: NodeCreated, batch: Batch) -> None:
-    await conn.execute(
-        """
-        INSERT INTO testing_places (id, parent_id, path)
-        VALUES ($1, $2,
-                COALESCE((SELECT p.path FROM testing_places p WHERE p.id = $2) || $4::ltree,
-                         $3::ltree))
-        ON CONFLICT (id) DO NOTHING
-        """,
-        e.node_id,
-        e.parent_id,
-        e.path,
-        e.path.rsplit(".", 1)[-1],
-    )
+async def on_nodes_created(conn: Any, created: Sequence[NodeCreated], batch: Batch) -> None:
+    """A run of `NodeCreated`: the new rows in one statement (a node takes its parent's
+    current path when the parent is known, else the event's); whoever lives in them."""
+    asked = {e.node_id for e in created} | {e.parent_id for e in created if e.parent_id}
     rows = await conn.fetch(
-        "SELECT DISTINCT person_id FROM testing_residences WHERE household_id = $1", e.node_id
+        "SELECT id, path::text AS path FROM testing_places WHERE id = ANY($1::text[])",
+        list(asked),
+    )
+    paths: dict[str, str] = {r["id"]: r["path"] for r in rows}
+    new: list[tuple[str, str | None, str]] = []
+    for e in created:
+        if e.node_id in paths:
+            continue  # known already: left as it is
+        parent = paths.get(e.parent_id) if e.parent_id else None
+        path = f"{parent}.{e.path.rsplit('.', 1)[-1]}" if parent else e.path
+        paths[e.node_id] = path
+        new.append((e.node_id, e.parent_id, path))
+    if new:
+        await conn.execute(
+            "INSERT INTO testing_places (id, parent_id, path)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::ltree[])"
+            " ON CONFLICT (id) DO NOTHING",
+            *_columns(new, 3),
+        )
+    rows = await conn.fetch(
+        "SELECT DISTINCT person_id FROM testing_residences WHERE household_id = ANY($1::text[])",
+        list({e.node_id for e in created}),
     )
     batch.persons.update(r["person_id"] for r in rows)
 
@@ -171,40 +215,17 @@ async def on_node_moved(conn: Any, env: Envelope, e: NodeMoved, batch: Batch) ->
 
 
 async def on_household(conn: Any, env: Envelope, e: HouseholdRegistered, batch: Batch) -> None:
-    await conn.execute(
-        "INSERT INTO testing_households (id, door_number, address) VALUES ($1, $2, $3)"
-        " ON CONFLICT (id) DO NOTHING",
-        e.household_id,
-        e.door_number,
-        e.address,
-    )
-
-
-async def _reside(conn: Any, env: Envelope, person_id: str, household_id: str) -> None:
-    await conn.execute(
-        "INSERT INTO testing_residences (person_id, version, household_id, since)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        person_id,
-        env.version,
-        household_id,
-        env.occurred_at,
-    )
+    batch.households.append((e.household_id, e.door_number, e.address))
 
 
 async def on_person_registered(conn: Any, env: Envelope, e: PersonRegistered, batch: Batch) -> None:
-    await conn.execute(
-        "INSERT INTO testing_persons (id, name_masked, document_masked) VALUES ($1, $2, $3)"
-        " ON CONFLICT (id) DO NOTHING",
-        e.person_id,
-        e.name_masked,
-        e.document_masked,
-    )
-    await _reside(conn, env, e.person_id, e.household_id)
+    batch.registered.append((e.person_id, e.name_masked, e.document_masked))
+    batch.residences.append((e.person_id, env.version, e.household_id, env.occurred_at))
     batch.persons.add(e.person_id)
 
 
 async def on_person_moved(conn: Any, env: Envelope, e: PersonMoved, batch: Batch) -> None:
-    await _reside(conn, env, e.person_id, e.to_household_id)
+    batch.residences.append((e.person_id, env.version, e.to_household_id, env.occurred_at))
     batch.persons.add(e.person_id)
 
 
@@ -464,7 +485,6 @@ class TestingProjection:
     @cached_property
     def handlers(self) -> dict[type[EventPayload], Any]:
         return {
-            NodeCreated: on_node_created,
             NodeMoved: on_node_moved,
             HouseholdRegistered: on_household,
             PersonRegistered: on_person_registered,
@@ -481,12 +501,31 @@ class TestingProjection:
         # one writer at a time per schema: a recomputation reads what it replaces
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.testing'))")
         batch = Batch()
+        created: list[NodeCreated] = []
         for env in events:
             payload = decode(env)
+            if type(payload) is NodeCreated:
+                created.append(payload)
+                continue
             apply = self.handlers.get(type(payload))
-            if apply is not None:
-                await apply(conn, env, payload, batch)
+            if apply is None:
+                continue
+            if created:
+                await write_facts(conn, batch)
+                await on_nodes_created(conn, created, batch)
+                created = []
+            if apply not in DEFERRED:
+                await write_facts(conn, batch)
+            await apply(conn, env, payload, batch)
+        if created:
+            await write_facts(conn, batch)
+            await on_nodes_created(conn, created, batch)
+        await write_facts(conn, batch)
         await recompute(conn, batch.persons, self.zone)
+
+
+# handlers that only add rows `write_facts` writes: nothing they need is read before it runs
+DEFERRED = frozenset({on_household, on_person_registered, on_person_moved})
 
 
 TESTING = TestingProjection()
