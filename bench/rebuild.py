@@ -1,7 +1,7 @@
 """B3 rebuild benchmark: events/s rebuilding ALL reporting read models from Kafka, against the
 raw aiokafka consume rate of the same topics measured in the same run.
 
-    python -m bench.rebuild [--events 150000] [--households 10000] [--days 30] [--batch 5000]
+    python -m bench.rebuild [--events 150000] [--households 10000] [--days 30] [--batch 20000]
 
 Set-up: topics `<run>.registry.events`, `<run>.screening.events`, `<run>.checkpoint.events`
 (GRID_TOPIC_PARTITIONS partitions, default 6) filled with contract envelopes keyed by stream
@@ -142,7 +142,7 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=150_000)
     parser.add_argument("--households", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=5000, help="records per transaction")
+    parser.add_argument("--batch", type=int, default=20_000, help="records per transaction")
     parser.add_argument("--no-record", action="store_true", help="do not write results.json")
     args = parser.parse_args()
 

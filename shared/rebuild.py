@@ -235,7 +235,7 @@ class Rebuild:
         bootstrap: str,
         models: Sequence[ReadModel],
         migrate: Migrate,
-        batch: int = 5000,
+        batch: int = 20_000,
         small_round: int = 2000,
         max_rounds: int = 10,
         gate_timeout: float = 60.0,

@@ -75,9 +75,10 @@ from shared.places import move_subtree_sql
 
 Key = tuple[str, date, str]
 
+# rows in key order: one lock order for every writer (sorted by Postgres, not in Python)
 UPSERT_METRICS = """
 INSERT INTO node_day_metrics (node_id, day, metric, value)
-SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[])
+SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[]) ORDER BY 1, 2, 3
 ON CONFLICT (node_id, day, metric)
 DO UPDATE SET value = node_day_metrics.value + EXCLUDED.value
 """
@@ -169,7 +170,7 @@ async def flush(conn: Any, batch: Batch) -> None:
         for ancestor in line:
             spread[(ancestor, day, metric)] += value
     for sql, items in ((UPSERT_METRICS, spread), (UPSERT_PENDING, pending)):
-        rows = sorted((k, v) for k, v in items.items() if v)  # one lock order for all writers
+        rows = [(k, v) for k, v in items.items() if v]
         if rows:
             await conn.execute(
                 sql,

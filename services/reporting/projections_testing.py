@@ -56,6 +56,7 @@ UPSERT_ROUND_FIGURES = """
 INSERT INTO round_figures (round_id, node_id, due, sampled, resulted, positive)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
                      $6::bigint[])
+ORDER BY 1, 2
 ON CONFLICT (round_id, node_id) DO UPDATE SET
     due = round_figures.due + EXCLUDED.due,
     sampled = round_figures.sampled + EXCLUDED.sampled,
@@ -65,7 +66,7 @@ ON CONFLICT (round_id, node_id) DO UPDATE SET
 
 UPSERT_VACCINATION = """
 INSERT INTO vaccination_node_days (node_id, day, metric, value)
-SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[])
+SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[]) ORDER BY 1, 2, 3
 ON CONFLICT (node_id, day, metric)
 DO UPDATE SET value = vaccination_node_days.value + EXCLUDED.value
 """
@@ -454,7 +455,7 @@ async def _spread(conn: Any, deltas: Deltas, lines: dict[str, list[str]]) -> Non
             row = rounds[(round_id, node)]
             for i, v in enumerate(values):
                 row[i] += v
-    round_rows = [(*k, *rounds[k]) for k in sorted(rounds) if any(rounds[k])]
+    round_rows = [(*k, *v) for k, v in rounds.items() if any(v)]  # sorted by the upsert
     if round_rows:
         await conn.execute(UPSERT_ROUND_FIGURES, *[list(c) for c in zip(*round_rows, strict=True)])
     days: defaultdict[DayKey, int] = defaultdict(int)
@@ -462,7 +463,7 @@ async def _spread(conn: Any, deltas: Deltas, lines: dict[str, list[str]]) -> Non
         if value:
             for node in lines[household]:
                 days[(node, day, metric)] += value
-    day_rows = [(*k, days[k]) for k in sorted(days) if days[k]]
+    day_rows = [(*k, v) for k, v in days.items() if v]  # sorted by the upsert
     if day_rows:
         await conn.execute(UPSERT_VACCINATION, *[list(c) for c in zip(*day_rows, strict=True)])
 

@@ -1,6 +1,6 @@
 """Rebuild all of reporting's read models from the start of the topics and swap them in.
 
-    python -m services.reporting.rebuild [--keep-old] [--batch 5000]
+    python -m services.reporting.rebuild [--keep-old] [--batch 20000]
 
 reads the `REPORTING_*` / `GRID_*` settings like the service, rebuilds every read model of
 `CONSUMES` into a fresh schema migrated with reporting's migrations (whatever they and
@@ -93,7 +93,7 @@ async def main(argv: Sequence[str]) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--keep-old", action="store_true", help="keep <schema>_old_<id>")
-    parser.add_argument("--batch", type=int, default=5000, help="records per transaction")
+    parser.add_argument("--batch", type=int, default=20_000, help="records per transaction")
     args = parser.parse_args(argv)
     settings = ReportingSettings()
     rebuild = reporting_rebuild(settings, CONSUMES, keep_old=args.keep_old, batch=args.batch)
