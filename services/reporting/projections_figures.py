@@ -10,9 +10,9 @@ new visits written in one statement); a run of `NodeCreated` is written in one s
 
 Ordering. This consumer keeps its own copy of the place tree (`fig_places`) from the
 `registry.events` it reads anyway, so a move and the figures under it are applied in one
-order, in one transaction each: deltas gathered so far are written before a node is created
-or moved. A move takes the moved node's own rows (which already hold its whole subtree) off
-the old ancestors and adds them to the new ones. An event about a node this consumer has not
+order, in one transaction each: deltas gathered so far are written before a node is moved.
+A move takes the moved node's own rows (which already hold its whole subtree) off the old
+ancestors and adds them to the new ones. An event about a node this consumer has not
 seen yet (the registry's partition may lag the screening one) waits in `fig_pending` and is
 applied when the node's `NodeCreated` arrives.
 
@@ -225,8 +225,9 @@ async def subject_node(
 
 async def on_nodes_created(conn: Any, created: Sequence[NodeCreated], batch: Batch) -> None:
     """A run of `NodeCreated`: the new rows in one statement (a node takes its parent's
-    current path when the parent is known, else the event's), then what waited for them."""
-    await flush(conn, batch)
+    current path when the parent is known, else the event's), then what waited for them.
+    Deltas gathered before need not be written first: a new node changes no one's path, and
+    what they hold for it now spreads over its line instead of waiting in `fig_pending`."""
     asked = {e.node_id for e in created} | {e.parent_id for e in created if e.parent_id}
     rows = await conn.fetch(
         "SELECT id, path::text AS path FROM fig_places WHERE id = ANY($1::text[])", list(asked)
