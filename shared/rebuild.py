@@ -148,7 +148,8 @@ class DecodedOnce:
             self.entries.pop(key, None)
         if isinstance(entry[0], Exception):
             raise entry[0]
-        return entry[0]
+        envelope: Envelope = entry[0]
+        return envelope
 
 
 class CatchUpConsumer(EventConsumer):
