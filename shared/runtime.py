@@ -70,11 +70,18 @@ def consumer_name(settings: ServiceSettings, name: str) -> str:
 
 
 def consumer(
-    settings: ServiceSettings, name: str, topics: Sequence[str], handler: Handler | WithPool
+    settings: ServiceSettings,
+    name: str,
+    topics: Sequence[str],
+    handler: Handler | WithPool,
+    *,
+    coalesce: bool = False,
 ) -> Part:
     """Feed a read model from `topics`; the group and stored offsets are named `name`.
 
     Its batches pass the schema's gate, which a rebuild closes while it swaps tables in.
+    `coalesce`: the handler's runs of one statement go as one `executemany` (shared/coalesce.py;
+    only for handlers that never read `execute`'s status).
     """
 
     async def run(app: FastAPI, stop: asyncio.Event) -> None:
@@ -86,6 +93,7 @@ def consumer(
             handler.build(app.state.pool) if isinstance(handler, WithPool) else handler,
             name=consumer_name(settings, name),
             gate=gate_key(settings.schema_name),
+            coalesce=coalesce,
         ).run(stop)
 
     return background(f"{settings.service}-{name}", run)
@@ -96,16 +104,18 @@ def service_parts(
     *,
     publishes: str | None,
     consumes: Sequence[tuple[str, Sequence[str], Handler | WithPool]] = (),
+    coalesce: bool = False,
 ) -> list[Part]:
     """The lifespan of a service: its pool, its relay if it publishes, its consumers.
 
     `publishes` and the topics in `consumes` are contract topic names; the settings add the
-    deployment's prefix.
+    deployment's prefix. `coalesce` applies to every consumer (see `consumer`).
     """
     parts = [database(settings)]
     if publishes and settings.run_relay:
         parts.append(relay(settings, settings.topic(publishes)))
     if settings.run_consumers:
         for name, topics, handler in consumes:
-            parts.append(consumer(settings, name, [settings.topic(t) for t in topics], handler))
+            deployed = [settings.topic(t) for t in topics]
+            parts.append(consumer(settings, name, deployed, handler, coalesce=coalesce))
     return parts

@@ -36,7 +36,9 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         title="Reporting",
         routers=ROUTERS,
         parts=[
-            *service_parts(settings, publishes=None, consumes=CONSUMES),
+            # read models only: no handler reads a statement's status, so runs of one
+            # statement (a ledger row per crossing...) go as one executemany
+            *service_parts(settings, publishes=None, consumes=CONSUMES, coalesce=True),
             *operations(settings, CONSUMES),
         ],
         description="Live figures per place, level and responsible party.",
