@@ -21,7 +21,6 @@ starts on the new tables (a transaction begun before it could mix old and new ta
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from shared.coalesce import CoalescingConnection
+from shared.db import advisory_key
 from shared.envelope import Envelope
 from shared.metrics import (
     CONSUMER_APPLIED,
@@ -47,8 +47,7 @@ Item = tuple[TopicPartition, ConsumerRecord[Any, Any], Envelope]  # a record to 
 
 def gate_key(schema: str) -> int:
     """The advisory-lock key that pauses the consumers of the read models in `schema`."""
-    digest = hashlib.blake2b(f"grid-read-model-gate:{schema}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return advisory_key(f"grid-read-model-gate:{schema}")
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -15,6 +16,11 @@ def check_schema_name(schema: str) -> str:
     if not _IDENT.match(schema):
         raise ValueError(f"invalid schema name {schema!r}")
     return schema
+
+
+def advisory_key(name: str) -> int:
+    """The bigint key of the Postgres advisory lock called `name`."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:

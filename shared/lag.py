@@ -20,33 +20,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
-from prometheus_client import Gauge
 from pydantic import BaseModel, Field
 
 from shared.http import Part
+from shared.metrics import COMMITTED, DEAD_LETTERED, HIGH_WATERMARK, OFFSET_LAG
 
 log = logging.getLogger(__name__)
-
-COMMITTED = Gauge(
-    "grid_consumer_committed_offset",
-    "Next offset a read model will apply, as stored with it in Postgres",
-    ["consumer", "topic", "partition"],
-)
-HIGH_WATERMARK = Gauge(
-    "grid_topic_high_watermark",
-    "Offset after the last record of a partition",
-    ["topic", "partition"],
-)
-OFFSET_LAG = Gauge(
-    "grid_consumer_offset_lag",
-    "Records of a partition not yet applied to a read model",
-    ["consumer", "topic", "partition"],
-)
-DEAD_LETTERED = Gauge(
-    "grid_consumer_dead_lettered_events",
-    "Events a read model's consumer parked in dead_letters (rows in the table)",
-    ["consumer"],
-)
 
 
 @dataclass(frozen=True)

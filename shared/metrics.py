@@ -35,3 +35,25 @@ CONSUMER_DEAD_LETTERS = Counter(
 CONSUMER_LAG = Gauge(
     "grid_consumer_lag_seconds", "Age of the last applied event when it was applied", ["consumer"]
 )
+
+# per partition, refreshed by shared/lag.py
+COMMITTED = Gauge(
+    "grid_consumer_committed_offset",
+    "Next offset a read model will apply, as stored with it in Postgres",
+    ["consumer", "topic", "partition"],
+)
+HIGH_WATERMARK = Gauge(
+    "grid_topic_high_watermark",
+    "Offset after the last record of a partition",
+    ["topic", "partition"],
+)
+OFFSET_LAG = Gauge(
+    "grid_consumer_offset_lag",
+    "Records of a partition not yet applied to a read model",
+    ["consumer", "topic", "partition"],
+)
+DEAD_LETTERED = Gauge(
+    "grid_consumer_dead_lettered_events",
+    "Events a read model's consumer parked in dead_letters (rows in the table)",
+    ["consumer"],
+)

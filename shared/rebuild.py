@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import logging
 import uuid
 from collections import Counter
@@ -42,7 +41,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel, Field
 
 from shared.consumer import EventConsumer, Handler, gate_key
-from shared.db import check_schema_name, create_pool
+from shared.db import advisory_key, check_schema_name, create_pool
 from shared.envelope import Envelope
 from shared.lag import Watermarks, partitions_of
 
@@ -92,8 +91,7 @@ class RebuildRunning(Exception):
 
 
 def _running_key(schema: str) -> int:
-    digest = hashlib.blake2b(f"grid-rebuild:{schema}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return advisory_key(f"grid-rebuild:{schema}")
 
 
 # The catch-up allocates millions of short-lived objects (records, envelopes, rows) while

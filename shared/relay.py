@@ -14,7 +14,6 @@ that batch; consumers dedupe by (stream_id, version).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
+from shared.db import advisory_key
 from shared.eventstore import COLUMNS
 from shared.metrics import RELAY_BACKLOG, RELAY_LAG, RELAY_PUBLISHED
 
@@ -176,9 +176,7 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event, poll_interval: float = 0.05) -> None:
         """Publish while this process holds the relay's lock; one active relay per store."""
-        lock_key = int.from_bytes(
-            hashlib.sha256(self._lock_name().encode()).digest()[:8], "big", signed=True
-        )
+        lock_key = advisory_key(self._lock_name())
         async with self.pool.acquire() as lock_conn:
             while not stop.is_set():
                 if await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key):
