@@ -65,9 +65,14 @@ def moved_counts(
 
 async def on_node_created(conn: Any, env: Envelope, e: NodeCreated) -> None:
     known = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM places WHERE id = $1)", e.node_id)
-    await places.on_node_created(conn, env, e)
+    await places.insert_node(conn, env, e)
     if not known:
         await conn.execute(COUNT_ON_ANCESTORS, e.node_id, 1)
+    # children that came first under a path an ancestor's move has changed since
+    for child in await conn.fetch(places.STALE_CHILDREN, e.node_id):
+        subtree = await active_under(conn, child["old"])
+        await conn.execute(places.MOVE_PLACES, child["old"], child["new"])
+        await shift(conn, child["old"], child["new"], subtree)
 
 
 async def on_node_retired(conn: Any, env: Envelope, e: NodeRetired) -> None:
@@ -78,9 +83,18 @@ async def on_node_retired(conn: Any, env: Envelope, e: NodeRetired) -> None:
 async def on_node_moved(conn: Any, env: Envelope, e: NodeMoved) -> None:
     current = await conn.fetchval("SELECT path::text FROM places WHERE id = $1", e.node_id)
     old = current or e.old_path
-    subtree = [(r["kind"], r["n"]) for r in await conn.fetch(ACTIVE_UNDER, old)]
+    subtree = await active_under(conn, old)
     await places.on_node_moved(conn, env, e)
-    deltas = moved_counts(old, e.new_path, subtree)
+    await shift(conn, old, e.new_path, subtree)
+
+
+async def active_under(conn: Any, path: str) -> list[tuple[str, int]]:
+    return [(r["kind"], r["n"]) for r in await conn.fetch(ACTIVE_UNDER, path)]
+
+
+async def shift(conn: Any, old: str, new: str, subtree: Sequence[tuple[str, int]]) -> None:
+    """Move a subtree's counts from the ancestors of `old` to those of `new`."""
+    deltas = moved_counts(old, new, subtree)
     if deltas:
         await conn.execute(ADD_DELTAS, *(list(column) for column in zip(*deltas, strict=True)))
 

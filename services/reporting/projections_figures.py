@@ -71,7 +71,7 @@ from shared.contracts.screening import (
     VisitVoided,
 )
 from shared.envelope import Envelope
-from shared.places import move_subtree_sql
+from shared.places import move_subtree_sql, stale_children_sql
 
 Key = tuple[str, date, str]
 
@@ -96,6 +96,7 @@ DO UPDATE SET value = node_day_metrics.value + EXCLUDED.value
 """
 
 MOVE_FIG_PLACES = move_subtree_sql("fig_places")
+STALE_FIG_CHILDREN = stale_children_sql("fig_places")
 
 
 def ids_of(path: str) -> list[str]:
@@ -257,6 +258,11 @@ async def on_nodes_created(conn: Any, created: Sequence[NodeCreated], batch: Bat
     )
     for row in waiting:
         batch.deltas[(row["node_id"], row["day"], row["metric"])] += row["value"]
+    # children that came first under a path an ancestor's move has changed since
+    for node_id, _, _ in new:
+        for child in await conn.fetch(STALE_FIG_CHILDREN, node_id):
+            await flush(conn, batch)
+            await reroot(conn, child["id"], child["old"], child["new"])
 
 
 async def on_node_moved(conn: Any, env: Envelope, e: NodeMoved, batch: Batch) -> None:
@@ -265,14 +271,25 @@ async def on_node_moved(conn: Any, env: Envelope, e: NodeMoved, batch: Batch) ->
     old = old or e.old_path
     parent = await conn.fetchval("SELECT path::text FROM fig_places WHERE id = $1", e.new_parent_id)
     new = f"{parent}.{old.rsplit('.', 1)[-1]}" if parent else e.new_path
-    await conn.execute(MOVE_FIG_PLACES, old, new)
+    await reroot(conn, e.node_id, old, new)
     await conn.execute(
         "UPDATE fig_places SET parent_id = $2 WHERE id = $1", e.node_id, e.new_parent_id
     )
-    before, after = set(ids_of(old)[:-1]), set(ids_of(new)[:-1])
-    signs = {**{a: -1 for a in before - after}, **{a: 1 for a in after - before}}
+
+
+async def reroot(conn: Any, node_id: str, old: str, new: str) -> None:
+    """Node `node_id`'s subtree from path `old` to `new`: its own rows (which hold the whole
+    subtree) leave the ancestors it leaves and join the ones it joins."""
+    await conn.execute(MOVE_FIG_PLACES, old, new)
+    signs = ancestor_signs(old, new)
     if signs:
-        await conn.execute(TRANSFER, e.node_id, list(signs), list(signs.values()))
+        await conn.execute(TRANSFER, node_id, list(signs), list(signs.values()))
+
+
+def ancestor_signs(old: str, new: str) -> dict[str, int]:
+    """-1 for each ancestor a node at path `old` leaves by moving to `new`, +1 for each it joins."""
+    before, after = set(ids_of(old)[:-1]), set(ids_of(new)[:-1])
+    return {**{a: -1 for a in before - after}, **{a: 1 for a in after - before}}
 
 
 # -- households and people --------------------------------------------------------------------

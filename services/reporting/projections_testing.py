@@ -28,7 +28,7 @@ from typing import Any
 
 from services.reporting import testing
 from services.reporting.config import ReportingSettings
-from services.reporting.projections_figures import ids_of
+from services.reporting.projections_figures import ancestor_signs, ids_of
 from shared.contracts import EventPayload
 from shared.contracts.published import decode
 from shared.contracts.registry import (
@@ -47,7 +47,7 @@ from shared.contracts.screening import (
     VaccineDoseGiven,
 )
 from shared.envelope import Envelope
-from shared.places import move_subtree_sql
+from shared.places import move_subtree_sql, stale_children_sql
 
 RoundKey = tuple[str, str]  # (round_id, node_id)
 DayKey = tuple[str, date, str]  # (node_id, day, metric)
@@ -97,6 +97,7 @@ DO UPDATE SET value = vaccination_node_days.value + EXCLUDED.value
 """
 
 MOVE_PLACES = move_subtree_sql("testing_places")
+STALE_CHILDREN = stale_children_sql("testing_places")
 
 PERSONS_UNDER = """
 SELECT DISTINCT r.person_id FROM testing_residences r
@@ -183,6 +184,10 @@ async def on_nodes_created(conn: Any, created: Sequence[NodeCreated], batch: Bat
             " ON CONFLICT (id) DO NOTHING",
             *_columns(new, 3),
         )
+    # children that came first under a path an ancestor's move has changed since
+    for node_id, _, _ in new:
+        for child in await conn.fetch(STALE_CHILDREN, node_id):
+            await reroot(conn, child["id"], child["old"], child["new"], batch)
     rows = await conn.fetch(
         "SELECT DISTINCT person_id FROM testing_residences WHERE household_id = ANY($1::text[])",
         list({e.node_id for e in created}),
@@ -197,18 +202,22 @@ async def on_node_moved(conn: Any, env: Envelope, e: NodeMoved, batch: Batch) ->
         "SELECT path::text FROM testing_places WHERE id = $1", e.new_parent_id
     )
     new = f"{parent}.{old.rsplit('.', 1)[-1]}" if parent else e.new_path
-    await conn.execute(MOVE_PLACES, old, new)
+    await reroot(conn, e.node_id, old, new, batch)
     await conn.execute(
         "UPDATE testing_places SET parent_id = $2 WHERE id = $1", e.node_id, e.new_parent_id
     )
-    before, after = set(ids_of(old)[:-1]), set(ids_of(new)[:-1])
-    signs = {**{a: -1 for a in before - after}, **{a: 1 for a in after - before}}
+
+
+async def reroot(conn: Any, node_id: str, old: str, new: str, batch: Batch) -> None:
+    """Node `node_id`'s subtree from path `old` to `new`, its figures along with it."""
+    await conn.execute(MOVE_PLACES, old, new)
+    signs = ancestor_signs(old, new)
     if signs:
         ancestors, values = list(signs), list(signs.values())
-        await conn.execute(TRANSFER_ROUND_FIGURES, e.node_id, ancestors, values)
-        await conn.execute(TRANSFER_VACCINATION, e.node_id, ancestors, values)
+        await conn.execute(TRANSFER_ROUND_FIGURES, node_id, ancestors, values)
+        await conn.execute(TRANSFER_VACCINATION, node_id, ancestors, values)
     # who is due in a round over an old or a new ancestor may change
-    rows = await conn.fetch(PERSONS_UNDER, e.node_id)
+    rows = await conn.fetch(PERSONS_UNDER, node_id)
     batch.persons.update(r["person_id"] for r in rows)
 
 

@@ -620,3 +620,40 @@ async def test_a_move_in_the_middle_of_a_batch_carries_what_came_before_it(
     for node in ("c2", "d", "g", "b"):
         assert await figures_at(pool, node) == both
     assert await pool.fetchval("SELECT path::text FROM fig_places WHERE id = 'b'") == "d.c2.g.b"
+
+
+async def test_a_household_arriving_after_a_move_and_before_its_grid_follows_the_move(
+    figures_pool: Any,
+) -> None:
+    pool = figures_pool
+    await feed(
+        pool,
+        created("d", None, "d", "district"),
+        created("a", "d", "d.a", "street"),
+        created("b", "d", "d.b", "street"),
+        created("comm", "a", "d.a.comm", "community"),
+        envelope(
+            "NodeMoved",
+            "node-comm",
+            2,
+            node_id="comm",
+            old_parent_id="a",
+            new_parent_id="b",
+            old_path="d.a.comm",
+            new_path="d.b.comm",
+        ),
+    )
+    # h was created under g before the move; its partition runs ahead of g's
+    await feed(
+        pool,
+        created("h1", "g", "d.a.comm.g.h1", "household"),
+        envelope("HouseholdRegistered", "household-h1", household_id="h1", node_id="h1"),
+    )
+    await feed(pool, created("g", "comm", "d.a.comm.g", "grid"))
+    assert await pool.fetchval("SELECT path::text FROM fig_places WHERE id = 'h1'") == (
+        "d.b.comm.g.h1"
+    )
+    expected = {"stock.households": 1}
+    for node in ("h1", "g", "comm", "b", "d"):
+        assert await figures_at(pool, node) == expected, node
+    assert await figures_at(pool, "a") == {}

@@ -170,6 +170,49 @@ async def test_a_child_arriving_before_its_parents_move_is_counted_once(
         await pool.close()
 
 
+async def test_a_child_arriving_after_a_move_and_before_its_parent_follows_the_move(
+    infra: Infra, schema: str
+) -> None:
+    # registry: comm, g and h created under a, then comm moved to b; reporting gets comm and
+    # its move first, then h (parent g unknown, its event says root.a.comm.g.h), then g
+    await upgrade_async("reporting", infra.pg_dsn, schema)
+    pool = await create_pool(infra.pg_dsn, schema)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await PLACES(
+                conn,
+                [
+                    created("root", None, "district", "root"),
+                    created("a", "root", "street", "root.a"),
+                    created("b", "root", "street", "root.b"),
+                    created("comm", "a", "community", "root.a.comm"),
+                    node_event(
+                        "NodeMoved",
+                        "comm",
+                        2,
+                        old_parent_id="a",
+                        new_parent_id="b",
+                        old_path="root.a.comm",
+                        new_path="root.b.comm",
+                    ),
+                ],
+            )
+            await PLACES(conn, [created("h", "g", "household", "root.a.comm.g.h")])
+            await PLACES(conn, [created("g", "comm", "grid", "root.a.comm.g")])
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT path::text FROM places WHERE id = 'h'") == (
+                "root.b.comm.g.h"
+            )
+            await assert_counts_match_the_tree(conn)
+            a = await views.place_summary(conn, "a")
+            b = await views.place_summary(conn, "b")
+        assert a is not None and a.descendants_by_kind == {}
+        assert b is not None
+        assert b.descendants_by_kind == {"community": 1, "grid": 1, "household": 1}
+    finally:
+        await pool.close()
+
+
 async def test_the_upgrade_counts_the_places_folded_before_it(infra: Infra, schema: str) -> None:
     await asyncio.to_thread(upgrade, "reporting", infra.pg_dsn, schema, "0005")
     pool = await create_pool(infra.pg_dsn, schema)
