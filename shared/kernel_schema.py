@@ -7,13 +7,57 @@
   appended row: `event_id` has none (the store draws it at random, version 4, and nothing looks
   an event up by it; consumers dedupe by (stream_id, version)).
 * `relay_checkpoints` is how far the relay has published, as a (tx_id, position) pair.
+* `relay_leases` fences the relay: one holder per store at a time, with an epoch that every
+  checkpoint advance checks (shared/relay.py).
 * `consumer_offsets`, `consumer_streams` and `dead_letters` belong to the consumer base:
   offsets and per-stream versions are written in the same transaction as the read model.
+  `consumer_streams.held_from` is the first version of a stream the consumer parked: later
+  versions park behind it until it is re-driven (`dead_letter_retries` audits who asked).
+* `rebuild_runs` keeps each read-model rebuild's status where every replica can read it.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+# Leases, parked streams, re-drive audit and rebuild status. Written to apply to a schema made
+# from the first kernel (migration `self_healing`) as well as to a fresh one.
+SELF_HEALING_DDL = """
+CREATE TABLE IF NOT EXISTS relay_leases (
+    relay        text PRIMARY KEY,
+    holder       text NOT NULL,
+    epoch        bigint NOT NULL,
+    acquired_at  timestamptz NOT NULL DEFAULT now(),
+    renewed_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL
+);
+
+ALTER TABLE consumer_streams ADD COLUMN IF NOT EXISTS held_from integer;
+
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS reason text NOT NULL DEFAULT 'failed';
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS resolved_at timestamptz;
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS retry_requested_at timestamptz;
+CREATE INDEX IF NOT EXISTS dead_letters_open_idx ON dead_letters (consumer, stream_id, version)
+    WHERE resolved_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS dead_letter_retries (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    dead_letter_id  bigint NOT NULL,
+    consumer        text NOT NULL,
+    requested_by    text NOT NULL,
+    requested_at    timestamptz NOT NULL DEFAULT now(),
+    reason          text NOT NULL,
+    finished_at     timestamptz,
+    outcome         text
+);
+
+CREATE TABLE IF NOT EXISTS rebuild_runs (
+    id          text PRIMARY KEY,
+    status      jsonb NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+"""
 
 KERNEL_DDL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -78,11 +122,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     parked_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (consumer, topic, partition, "offset")
 );
-"""
+""" + SELF_HEALING_DDL
 
 KERNEL_DROP = """
-DROP TABLE IF EXISTS dead_letters, consumer_streams, consumer_offsets,
-    relay_checkpoints, events;
+DROP TABLE IF EXISTS rebuild_runs, dead_letter_retries, relay_leases, dead_letters,
+    consumer_streams, consumer_offsets, relay_checkpoints, events;
 """
 
 
@@ -98,6 +142,12 @@ DROP INDEX IF EXISTS events_command_key;
 ALTER TABLE events ADD CONSTRAINT events_command_key UNIQUE (command_id, command_seq);
 ALTER TABLE events ADD CONSTRAINT events_event_id_key UNIQUE (event_id)
 """
+
+
+def self_healing(op: Any) -> None:
+    """A migration's upgrade to the self-healing kernel (a no-op on a schema that has it)."""
+    for sql in statements(SELF_HEALING_DDL):
+        op.execute(sql)
 
 
 def statements(ddl: str = KERNEL_DDL) -> list[str]:

@@ -7,6 +7,8 @@ from `GRID_*` variables by every service, so it cannot differ between them.
 
 from __future__ import annotations
 
+import os
+import socket
 from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, Field, field_validator
@@ -35,6 +37,21 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = 5 * 1024 * 1024
     relay_batch_size: int = 1000
     relay_poll_interval: float = 0.05
+    # one publisher per store: the lease a relay holds, renewed while it publishes; a standby
+    # takes over once it has expired (PostgreSQL's clock)
+    relay_lease_seconds: float = Field(10.0, gt=0.5)
+    relay_standby_poll: float = Field(1.0, gt=0)
+    # consumer group membership: a member that stops heartbeating loses its partitions after
+    # the session timeout (the broker's group.min.session.timeout.ms must allow it)
+    consumer_session_timeout_ms: int = Field(4000, ge=1000)
+    consumer_heartbeat_interval_ms: int = Field(1000, ge=100)
+    # supervision of background tasks (shared/supervisor.py)
+    task_backoff_initial: float = Field(0.25, gt=0)
+    task_backoff_max: float = Field(5.0, gt=0)
+    task_stale_seconds: float = Field(
+        120.0, gt=0, description="a task without a success for this long fails /healthz"
+    )
+    lag_refresh_seconds: float = Field(15.0, gt=0)
 
     kafka_bootstrap: str = Field("127.0.0.1:59092", validation_alias=_system("KAFKA_BOOTSTRAP"))
     topic_partitions: int = Field(6, ge=1, validation_alias=_system("TOPIC_PARTITIONS"))
@@ -46,6 +63,11 @@ class ServiceSettings(BaseSettings):
     jwks_url: str | None = Field(None, validation_alias=_system("JWKS_URL"))
     id_hmac_key: str = Field(DEV_HMAC_KEY, validation_alias=_system("ID_HMAC_KEY"))
     log_level: str = Field("INFO", validation_alias=_system("LOG_LEVEL"))
+    replica_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",
+        validation_alias=_system("REPLICA_ID"),
+        description="names this process in client ids, lease holders and logs",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -60,6 +82,10 @@ class ServiceSettings(BaseSettings):
     @property
     def schema_name(self) -> str:
         return self.db_schema or self.service
+
+    def client_id(self, role: str) -> str:
+        """The Kafka client id of one of this process's clients: service, role, replica."""
+        return f"{self.service}-{role}@{self.replica_id}"
 
     def topic(self, name: str) -> str:
         """The runtime name of a published topic (`registry.events`)."""
