@@ -57,3 +57,19 @@ DEAD_LETTERED = Gauge(
     "Events a read model's consumer parked in dead_letters (rows in the table)",
     ["consumer"],
 )
+RELAY_OLDEST_UNPUBLISHED = Gauge(
+    "grid_relay_oldest_unpublished_seconds",
+    "How long the oldest event of a store not yet published has waited (0: none waiting)",
+    ["relay"],
+)
+CONSUMER_HELD_STREAMS = Gauge(
+    "grid_consumer_held_streams",
+    "Streams whose later versions a consumer holds back behind a dead letter",
+    ["consumer"],
+)
+CONSUMER_LAG_UNKNOWN = Gauge(
+    "grid_consumer_lag_unknown",
+    "1 while Kafka could not be asked for the high watermarks of a consumer's topics "
+    "(its grid_consumer_offset_lag is NaN then)",
+    ["consumer"],
+)

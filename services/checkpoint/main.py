@@ -13,6 +13,7 @@ from shared import logs
 from shared.consumer import Handler
 from shared.contracts import checkpoint, registry, screening
 from shared.http import build_app
+from shared.lag import lag_parts
 from shared.runtime import service_parts
 
 # further consumers of this service: (name, contract topics, handler)
@@ -28,7 +29,10 @@ def create_app(settings: CheckpointSettings | None = None) -> FastAPI:
         settings,
         title="Checkpoint",
         routers=ROUTERS,
-        parts=service_parts(settings, publishes=checkpoint.TOPIC, consumes=CONSUMES),
+        parts=[
+            *service_parts(settings, publishes=checkpoint.TOPIC, consumes=CONSUMES),
+            *lag_parts(settings, publishes=checkpoint.TOPIC, consumes=CONSUMES),
+        ],
         description="Gates at every level, duty shifts and the crossing ledger (卡口登记).",
     )
 

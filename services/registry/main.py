@@ -12,6 +12,7 @@ from services.registry.pii import PiiCipher
 from shared import identity, logs
 from shared.contracts import registry
 from shared.http import build_app
+from shared.lag import lag_parts
 from shared.runtime import service_parts
 
 
@@ -21,7 +22,11 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings,
         title="Registry",
         routers=ROUTERS,
-        parts=[*service_parts(settings, publishes=registry.TOPIC), builtin_templates],
+        parts=[
+            *service_parts(settings, publishes=registry.TOPIC),
+            builtin_templates,
+            *lag_parts(settings, publishes=registry.TOPIC),
+        ],
         description="Places, households, people, responsible parties and chains.",
         body_limits={"/v1/imports/": settings.max_import_bytes},
     )

@@ -15,6 +15,7 @@ from shared import logs
 from shared.consumer import Handler
 from shared.contracts import checkpoint, registry, screening
 from shared.http import build_app
+from shared.lag import lag_parts
 from shared.runtime import service_parts
 
 # each read model has its own consumer (own offsets, rebuildable on its own):
@@ -39,6 +40,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             # read models only: no handler reads a statement's status, so runs of one
             # statement (a ledger row per crossing...) go as one executemany
             *service_parts(settings, publishes=None, consumes=CONSUMES, coalesce=True),
+            *lag_parts(settings, publishes=None, consumes=CONSUMES),
             *operations(settings, CONSUMES),
         ],
         description="Live figures per place, level and responsible party.",

@@ -22,7 +22,6 @@ from fastapi import FastAPI
 
 from services.reporting.config import ReportingSettings
 from shared.http import Part
-from shared.lag import Watched, lag_watch
 from shared.migrations import upgrade_async
 from shared.rebuild import ReadModel, Rebuild, Rebuilds
 from shared.runtime import WithPool, consumer_name
@@ -44,10 +43,6 @@ def read_models(settings: ServiceSettings, consumes: Consumes) -> list[ReadModel
     return models
 
 
-def watched(settings: ServiceSettings, consumes: Consumes) -> list[Watched]:
-    return [Watched(m.name, m.topics) for m in read_models(settings, consumes)]
-
-
 def reporting_rebuild(settings: ServiceSettings, consumes: Consumes, **options: Any) -> Rebuild:
     async def migrate(schema: str) -> None:
         await upgrade_async("reporting", settings.database_url, schema)
@@ -63,8 +58,8 @@ def reporting_rebuild(settings: ServiceSettings, consumes: Consumes, **options: 
 
 
 def operations(settings: ServiceSettings, consumes: Consumes) -> list[Part]:
-    """Lifespan parts (after the pool's) behind `GET /v1/lag` and `/v1/admin/rebuild`:
-    `app.state.lag_watch`, `app.state.rebuilds` and `app.state.start_rebuild()`."""
+    """The lifespan part (after the pool's) behind `/v1/admin/rebuild`: `app.state.rebuilds`
+    and `app.state.start_rebuild()`."""
 
     @asynccontextmanager
     async def rebuilds(app: FastAPI) -> AsyncIterator[None]:
@@ -83,7 +78,7 @@ def operations(settings: ServiceSettings, consumes: Consumes) -> list[Part]:
         finally:
             await running.aclose()
 
-    return [lag_watch(settings.kafka_bootstrap, watched(settings, consumes)), rebuilds]
+    return [rebuilds]
 
 
 async def main(argv: Sequence[str]) -> int:

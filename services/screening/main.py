@@ -13,6 +13,7 @@ from services.screening.views import REGISTRY_VIEWS
 from shared import logs
 from shared.contracts import checkpoint, registry, screening
 from shared.http import Part, build_app
+from shared.lag import lag_parts
 from shared.runtime import service_parts
 
 # background parts of this service beyond the relay and consumers (the slot scheduler, ...)
@@ -22,15 +23,15 @@ EXTRA_PARTS.append(scheduler_part())  # missed follow-ups and care tasks
 
 def create_app(settings: ScreeningSettings | None = None) -> FastAPI:
     settings = settings or ScreeningSettings()
-    parts = service_parts(
-        settings,
-        publishes=screening.TOPIC,
-        consumes=[
-            ("registry-views", [registry.TOPIC], REGISTRY_VIEWS),
-            ("reactions", [screening.TOPIC], REACTIONS),
-            ("checkpoint-referrals", [checkpoint.TOPIC], REFERRALS),
-        ],
-    )
+    consumes = [
+        ("registry-views", [registry.TOPIC], REGISTRY_VIEWS),
+        ("reactions", [screening.TOPIC], REACTIONS),
+        ("checkpoint-referrals", [checkpoint.TOPIC], REFERRALS),
+    ]
+    parts = [
+        *service_parts(settings, publishes=screening.TOPIC, consumes=consumes),
+        *lag_parts(settings, publishes=screening.TOPIC, consumes=consumes),
+    ]
     return build_app(
         settings,
         title="Screening",

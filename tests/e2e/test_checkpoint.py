@@ -565,6 +565,11 @@ OPS = {
     "/docs",
     "/docs/oauth2-redirect",
     "/redoc",
+    # the operator routes every service has (shared/ops.py; roles: tests/e2e/test_ops.py)
+    "/v1/lag",
+    "/v1/admin/dead-letters",
+    "/v1/admin/dead-letters/{dead_letter_id}",
+    "/v1/admin/dead-letters/{dead_letter_id}/retry",
 }
 
 

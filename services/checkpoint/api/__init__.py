@@ -6,5 +6,6 @@ from fastapi import APIRouter
 
 from services.checkpoint.api.checkpoints import checkpoints
 from services.checkpoint.api.crossings import crossings, ledgers
+from shared.ops import router as ops
 
-ROUTERS: list[APIRouter] = [checkpoints, crossings, ledgers]
+ROUTERS: list[APIRouter] = [checkpoints, crossings, ledgers, ops]

@@ -10,6 +10,7 @@ from services.screening.api.reports import ROUTERS as REPORT_ROUTERS
 from services.screening.api.testing import ROUTERS as TESTING_ROUTERS
 from services.screening.api.visits import ROUTERS as VISIT_ROUTERS
 from services.screening.api.watch import ROUTERS as WATCH_ROUTERS
+from shared.ops import router as ops
 
 ROUTERS: list[APIRouter] = [
     *VISIT_ROUTERS,
@@ -18,4 +19,5 @@ ROUTERS: list[APIRouter] = [
     *TESTING_ROUTERS,
     *WATCH_ROUTERS,
     *CARE_ROUTERS,
+    ops,
 ]
