@@ -19,6 +19,12 @@ change. (A transaction that had already read a table keeps reading the old one; 
 the live consumers take the gate *before* they begin.)
 
 One rebuild per schema at a time, across processes (an advisory lock held by the rebuild).
+
+Each rebuild's status is a row of the schema's `rebuild_runs`, written at every phase change
+and every few seconds while it catches up, so that any replica answers for it. The swap's
+transaction copies the rows of the schema it replaces into the fresh one, so the history
+survives it. A row that says the rebuild runs while nobody holds the rebuild lock is a
+rebuild whose process ended: the first reader marks it failed (`stored_status`).
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ import gc
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -86,12 +92,88 @@ class RebuildStatus(BaseModel):
     error: str | None = None
 
 
+FINISHED = frozenset({Phase.DONE, Phase.FAILED})
+
+
 class RebuildRunning(Exception):
     """Another rebuild of the schema holds the lock."""
 
 
 def _running_key(schema: str) -> int:
     return advisory_key(f"grid-rebuild:{schema}")
+
+
+# -- the status where every replica reads it ---------------------------------------------------
+
+# `status` goes as text: the service's pool and the rebuild's own connections differ in their
+# JSON codecs. A row's `started_at` is the rebuild's.
+SAVE_STATUS = """
+INSERT INTO {schema}.rebuild_runs AS r (id, status, started_at, updated_at)
+VALUES ($1, $2::text::jsonb, $3, now())
+ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
+"""
+
+# in the swap's transaction, once the fresh schema bears the live name: the history comes along
+CARRY_RUNS = """
+INSERT INTO {schema}.rebuild_runs (id, status, started_at, updated_at)
+SELECT id, status, started_at, updated_at FROM {old}.rebuild_runs
+ON CONFLICT (id) DO NOTHING
+"""
+
+# pg_advisory_lock(bigint) shows in pg_locks as (classid, objid) = (high, low) 32 bits, objsubid 1
+LOCK_HELD = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND objsubid = 1
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND classid = $1::bigint::oid AND objid = $2::bigint::oid
+)
+"""
+
+ENDED_UNFINISHED = "the process running the rebuild ended before it finished"
+
+
+async def _lock_held(conn: Any, key: int) -> bool:
+    """Whether some session holds the advisory lock `key` (without taking it: a reader that
+    took it for a moment would turn a rebuild started meanwhile away)."""
+    held: bool = await conn.fetchval(LOCK_HELD, (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)
+    return held
+
+
+async def stored_status(conn: Any, rebuild_id: str) -> RebuildStatus | None:
+    """A rebuild's status from `rebuild_runs` of the connection's schema (`latest`: the one
+    started last). One that says it runs while nobody holds its schema's rebuild lock is
+    marked failed: its process ended."""
+    for _ in range(3):
+        if rebuild_id == "latest":
+            row = await conn.fetchrow(
+                "SELECT status::text AS status FROM rebuild_runs"
+                " ORDER BY started_at DESC, updated_at DESC LIMIT 1"
+            )
+        else:
+            row = await conn.fetchrow(
+                "SELECT status::text AS status FROM rebuild_runs WHERE id = $1", rebuild_id
+            )
+        if row is None:
+            return None
+        status = RebuildStatus.model_validate_json(row["status"])
+        if status.phase in FINISHED or await _lock_held(conn, _running_key(status.schema_name)):
+            return status
+        running = status.phase
+        status.phase, status.error = Phase.FAILED, ENDED_UNFINISHED
+        status.finished_at = datetime.now(UTC)
+        marked = await conn.fetchval(
+            "UPDATE rebuild_runs SET status = $2::text::jsonb, updated_at = now()"
+            " WHERE id = $1 AND status->>'phase' = $3 RETURNING true",
+            status.id,
+            status.model_dump_json(),
+            running.value,
+        )
+        if marked:
+            log.warning("rebuild %s of %s: %s", status.id, status.schema_name, ENDED_UNFINISHED)
+            return status
+        # it moved on meanwhile (it finished and let the lock go): read it again
+    return status
 
 
 # The catch-up allocates millions of short-lived objects (records, envelopes, rows) while
@@ -241,6 +323,7 @@ class Rebuild:
         keep_old: bool = False,
         coalesce: bool = True,
         on_swapped: Callable[[], Awaitable[None]] | None = None,
+        progress_every: float = 2.0,
     ) -> None:
         self.dsn = dsn
         self.schema = check_schema_name(schema)
@@ -254,27 +337,34 @@ class Rebuild:
         self.keep_old = keep_old
         self.coalesce = coalesce
         self.on_swapped = on_swapped
+        self.progress_every = progress_every
         suffix = uuid.uuid4().hex[:8]
         self.fresh = check_schema_name(f"{schema}_rb_{suffix}")
         self.old = check_schema_name(f"{schema}_old_{suffix}")
         self.status = RebuildStatus(id=suffix, schema_name=schema)
         self._holder: Any = None
+        self._writer: Any = None  # writes the status, beside the holder's own work
+        self._writing = asyncio.Lock()
         self._since = 0.0
         self._watermarks = Watermarks(bootstrap)
 
     # -- the one-at-a-time lock ------------------------------------------------------------
     async def claim(self) -> None:
-        """Take the schema's rebuild lock (RebuildRunning if another rebuild holds it)."""
+        """Take the schema's rebuild lock (RebuildRunning if another rebuild holds it) and
+        store the pending status."""
         holder = await asyncpg.connect(self.dsn)
         try:
             if not await holder.fetchval(
                 "SELECT pg_try_advisory_lock($1)", _running_key(self.schema)
             ):
                 raise RebuildRunning(f"a rebuild of {self.schema} is running")
+            # no statement cache: the table its statement names is another after the swap
+            self._writer = await asyncpg.connect(self.dsn, statement_cache_size=0)
         except BaseException:
             await holder.close()
             raise
         self._holder = holder
+        await self._save()
 
     async def run(self) -> RebuildStatus:
         if self._holder is None:
@@ -290,9 +380,55 @@ class Rebuild:
             raise
         finally:
             self.status.finished_at = datetime.now(UTC)
+            await self._save()  # before the lock goes: a reader would take it for a dead run
             await self._holder.close()  # lets the locks go
             self._holder = None
+            await self._writer.close()
+            self._writer = None
         return self.status
+
+    # -- the stored status -----------------------------------------------------------------
+    async def _save(self) -> None:
+        """Store the status in the live schema's `rebuild_runs` (nothing to store it in
+        before a first rebuild of a schema that does not exist yet swaps one in)."""
+        async with self._writing:
+            if self._writer is None:
+                return
+            try:
+                await self._writer.execute(
+                    SAVE_STATUS.format(schema=self.schema),
+                    self.status.id,
+                    self.status.model_dump_json(),
+                    self.status.started_at,
+                )
+            except (asyncpg.InvalidSchemaNameError, asyncpg.UndefinedTableError):
+                log.info("rebuild %s: no %s.rebuild_runs to keep its status", self.status.id,
+                         self.schema)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - the status is a report, the rebuild goes on
+                log.warning("rebuild %s: could not store its status: %s", self.status.id, exc)
+
+    @asynccontextmanager
+    async def _saving_progress(self) -> AsyncIterator[None]:
+        """Store the status every `progress_every` seconds meanwhile."""
+        stop = asyncio.Event()
+
+        async def every() -> None:
+            while not stop.is_set():
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.progress_every)
+                if not stop.is_set():
+                    await self._save()
+
+        task = asyncio.create_task(every(), name=f"rebuild-{self.status.id}-progress")
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+    async def _move(self, phase: Phase) -> None:
+        self._enter(phase)
+        await self._save()
 
     # -- steps -----------------------------------------------------------------------------
     def _enter(self, phase: Phase) -> None:
@@ -305,7 +441,8 @@ class Rebuild:
         self.status.phase, self._since = phase, now
 
     async def _build(self) -> None:
-        self._enter(Phase.MIGRATING)
+        await self._move(Phase.MIGRATING)
+        await self._drop_leftovers()
         await self.migrate(self.fresh)
         pool = await create_pool(self.dsn, self.fresh, min_size=1, max_size=len(self.models) + 1)
         readers = Counter(t for m in self.models for t in m.topics)
@@ -313,15 +450,16 @@ class Rebuild:
         consumers = [self._consumer(pool, m, decoded) for m in self.models]
         try:
             await asyncio.gather(*(c.start() for c in consumers))
-            self._enter(Phase.CATCHING_UP)
-            await self._rounds(consumers)
-            self._enter(Phase.SWAPPING)
+            await self._move(Phase.CATCHING_UP)
+            async with self._saving_progress():
+                await self._rounds(consumers)
+            await self._move(Phase.SWAPPING)
             await self._gated_swap(consumers, pool)
         finally:
             await asyncio.gather(*(c.stop() for c in consumers))
             await pool.close()
             await self._watermarks.close()
-        self._enter(Phase.DROPPING_OLD)
+        await self._move(Phase.DROPPING_OLD)
         await self._retire_old()
         self._enter(Phase.DONE)
 
@@ -380,6 +518,8 @@ class Rebuild:
                 if live:
                     await holder.execute(f"ALTER SCHEMA {self.schema} RENAME TO {self.old}")
                 await holder.execute(f"ALTER SCHEMA {self.fresh} RENAME TO {self.schema}")
+                if live:  # the rebuilds' history, this one's last status included
+                    await holder.execute(CARRY_RUNS.format(schema=self.schema, old=self.old))
         finally:
             await holder.execute("SELECT pg_advisory_unlock($1)", gate)
             self.status.paused_seconds = round(clock() - paused, 3)
@@ -391,6 +531,19 @@ class Rebuild:
                 await self.on_swapped()
             except Exception as exc:  # noqa: BLE001 - the swap is done; connections catch up
                 log.warning("rebuild %s: after-swap hook failed: %s", self.status.id, exc)
+
+    async def _drop_leftovers(self) -> None:
+        """Drop the fresh schemas of rebuilds whose process ended before they swapped (this
+        one holds the lock: no other rebuild of the schema can be using one)."""
+        leftovers = await self._holder.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname ~ $1 AND nspname <> $2",
+            f"^{self.schema}_rb_[0-9a-f]{{8}}$",
+            self.fresh,
+        )
+        for row in leftovers:
+            log.info("rebuild %s: dropping %s, left by an earlier rebuild", self.status.id,
+                     row["nspname"])  # fmt: skip
+            await self._drop(check_schema_name(row["nspname"]))
 
     async def _retire_old(self) -> None:
         if not self.keep_old:
@@ -408,16 +561,17 @@ class Rebuild:
 
 
 class Rebuilds:
-    """The rebuilds started by this process: their status by id, their tasks."""
+    """Rebuilds of one schema as any replica sees them: started here (their tasks run in
+    this process), read from `rebuild_runs` through the service's pool."""
 
-    def __init__(self) -> None:
-        self.statuses: dict[str, RebuildStatus] = {}
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self, rebuild: Rebuild) -> RebuildStatus:
-        """Claim the lock now (RebuildRunning if taken), run in the background."""
+        """Claim the lock and store the status now (RebuildRunning if taken), run in the
+        background."""
         await rebuild.claim()
-        self.statuses[rebuild.status.id] = rebuild.status
         task = asyncio.create_task(self._run(rebuild), name=f"rebuild-{rebuild.status.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -430,11 +584,13 @@ class Rebuilds:
         except Exception:  # noqa: BLE001 - recorded in the status and logged
             pass
 
-    def get(self, rebuild_id: str) -> RebuildStatus | None:
-        return self.statuses.get(rebuild_id)
+    async def get(self, rebuild_id: str) -> RebuildStatus | None:
+        """A rebuild by id, or `latest`: the one started last, by whichever replica."""
+        async with self.pool.acquire() as conn:
+            return await stored_status(conn, rebuild_id)
 
-    def latest(self) -> RebuildStatus | None:
-        return next(reversed(self.statuses.values()), None)
+    async def latest(self) -> RebuildStatus | None:
+        return await self.get("latest")
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

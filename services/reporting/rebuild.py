@@ -7,6 +7,8 @@ reads the `REPORTING_*` / `GRID_*` settings like the service, rebuilds every rea
 `CONSUMES` hold at the time), swaps it in while the service keeps answering (see
 shared/rebuild.py), and prints the outcome as JSON. `POST /v1/admin/rebuild` does the same
 inside the service. The live service may run or not; its consumers pause only for the swap.
+Either way the status goes to the schema's `rebuild_runs`, where `GET /v1/admin/rebuild/{id}`
+on any replica reads it.
 """
 
 from __future__ import annotations
@@ -59,11 +61,12 @@ def reporting_rebuild(settings: ServiceSettings, consumes: Consumes, **options: 
 
 def operations(settings: ServiceSettings, consumes: Consumes) -> list[Part]:
     """The lifespan part (after the pool's) behind `/v1/admin/rebuild`: `app.state.rebuilds`
-    and `app.state.start_rebuild()`."""
+    (statuses from `rebuild_runs`, whichever replica started them) and
+    `app.state.start_rebuild()`."""
 
     @asynccontextmanager
     async def rebuilds(app: FastAPI) -> AsyncIterator[None]:
-        running = Rebuilds()
+        running = Rebuilds(app.state.pool)
 
         async def start() -> Any:
             async def refresh_connections() -> None:

@@ -1,6 +1,7 @@
 """Reporting operability on real PostgreSQL and Kafka: a rebuild from offset 0 swapped in
-while queries answer gives the live figures and counts later events once; the lag endpoint
-shows a consumer behind, caught up, and what it dead-lettered."""
+while queries answer gives the live figures and counts later events once; every replica
+answers for every rebuild, and the history survives the swaps; the lag endpoint shows a
+consumer behind, caught up, and what it dead-lettered."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.consumer import gate_key
+from shared.rebuild import Phase, RebuildStatus
 from shared.testing import Infra, eventually
 from tests.e2e.conftest import Stack, start_stack
+from tests.e2e.test_ops import replica
 from tests.e2e.test_places import grow
 from tests.e2e.test_reporting_figures import SHANGHAI, TREE, seed_world, visit
 
@@ -295,3 +298,80 @@ async def test_lag_shows_a_consumer_behind_caught_up_and_dead_letters(stack: Sta
     r = await s.reporting.get("/v1/admin/rebuild/nope", headers=s.token("admin"))
     assert r.status_code == 404 and "rebuild_id" in r.json()["detail"]
 
+
+async def published_everything(s: Stack) -> None:
+    """Registry's relay has published every stored event."""
+
+    async def drained() -> bool:
+        r = await s.registry.get("/v1/lag", headers=s.token("auditor"))
+        assert r.status_code == 200, r.text
+        relay = r.json()["relay"]
+        return relay["backlog"] == 0 and relay["published"] > 0
+
+    await eventually(drained, timeout=30)
+
+
+async def test_every_replica_answers_for_a_rebuild_and_its_history(stack: Stack) -> None:
+    s = stack
+    await grow(s, TREE[:4])
+    await published_everything(s)
+    settings = s.apps["reporting"].state.settings
+    admin = s.token("admin")
+    pool = s.apps["reporting"].state.pool
+    # what a rebuild whose process ended before its swap left: the next one drops it
+    leftover = f"{settings.schema_name}_rb_0badc0de"
+    await pool.execute(f"CREATE SCHEMA {leftover}")
+    # another replica of reporting on the same schema (serving the API only)
+    async with replica("reporting", settings.model_copy(update={"run_consumers": False})) as other:
+        started = await s.reporting.post("/v1/admin/rebuild", headers=admin)
+        assert started.status_code == 202, started.text
+        first = started.json()["id"]
+        r = await other.get(f"/v1/admin/rebuild/{first}", headers=admin)
+        assert r.status_code == 200, r.text  # stored before the 202
+        assert r.json()["schema"] == settings.schema_name
+        again = await other.post("/v1/admin/rebuild", headers=admin)
+        assert again.status_code == 409, again.text
+
+        async def done(client: Any, rebuild_id: str) -> Any:
+            r = await client.get(f"/v1/admin/rebuild/{rebuild_id}", headers=admin)
+            assert r.status_code == 200, r.text
+            status = r.json()
+            assert status["phase"] != "failed", status
+            return status if status["phase"] == "done" else None
+
+        status = await eventually(lambda: done(other, first), timeout=120)
+        assert status["records"] and sum(status["records"].values()) > 0
+        assert status["finished_at"] is not None and status["paused_seconds"] is not None
+        assert set(status["seconds"]) >= {"migrating", "catching_up", "swapping"}
+        latest = await other.get("/v1/admin/rebuild/latest", headers=admin)
+        assert latest.json()["id"] == first
+        assert not await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", leftover
+        )
+
+        # started through the other replica, followed through the first; the first rebuild's
+        # status survives the second swap
+        second = await other.post("/v1/admin/rebuild", headers=admin)
+        assert second.status_code == 202, second.text
+        await eventually(lambda: done(s.reporting, second.json()["id"]), timeout=120)
+        assert (await done(s.reporting, first)) == status
+        latest = await s.reporting.get("/v1/admin/rebuild/latest", headers=admin)
+        assert latest.json()["id"] == second.json()["id"]
+
+    # a rebuild whose process ended half-way (no one holds its lock) shows as failed
+    gone = RebuildStatus(id="gone0001", schema_name=settings.schema_name, phase=Phase.CATCHING_UP)
+    await pool.execute(
+        "INSERT INTO rebuild_runs (id, status, started_at) VALUES ($1, $2::text::jsonb, $3)",
+        gone.id,
+        gone.model_dump_json(),
+        gone.started_at,
+    )
+    r = await s.reporting.get("/v1/admin/rebuild/latest", headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == gone.id and r.json()["phase"] == "failed"
+    assert "ended" in r.json()["error"] and r.json()["finished_at"] is not None
+    stored = await pool.fetchval("SELECT status->>'phase' FROM rebuild_runs WHERE id = $1", gone.id)
+    assert stored == "failed"
+    assert (await s.reporting.get("/v1/admin/rebuild/nope1234", headers=admin)).status_code == 404
+    r = await s.reporting.get("/v1/admin/rebuild/a%00b", headers=admin)
+    assert r.status_code == 422, r.text

@@ -1,6 +1,7 @@
 """Reporting HTTP API: rebuilding the read models (lag and dead letters: shared/ops.py).
 
 These answer for the whole system, so besides the role they need a token scoped to `*`.
+A rebuild's status lives in the schema's `rebuild_runs`: any replica answers for it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ RebuildId = Annotated[
     response_model=RebuildStatus,
     summary="Rebuild every read model from the start of the topics and swap it in",
     description="Queries keep answering from the current tables meanwhile; live consumers "
-    "pause only for the swap. 409 while a rebuild runs. Follow `Location`.",
+    "pause only for the swap. 409 while a rebuild runs, started by any replica. Follow "
+    "`Location`.",
     responses={409: {"description": "a rebuild of the schema is running"}},
 )
 async def start_rebuild(
@@ -44,17 +46,15 @@ async def start_rebuild(
 @router.get(
     "/v1/admin/rebuild/{rebuild_id}",
     response_model=RebuildStatus,
-    summary="A rebuild started by this instance: phase, records read, pause, error",
-    description="`latest` is the one this instance started last.",
+    summary="A rebuild, started by any replica: phase, records read, pause, error",
+    description="`latest` is the one started last. A rebuild whose process ended before it "
+    "finished shows as `failed`.",
     responses={404: {"description": "no rebuild with this id"}},
 )
 async def rebuild_status(
     rebuild_id: RebuildId, request: Request, _: Annotated[Principal, Depends(operator)]
 ) -> RebuildStatus:
-    rebuilds = request.app.state.rebuilds
-    status: RebuildStatus | None = (
-        rebuilds.latest() if rebuild_id == "latest" else rebuilds.get(rebuild_id)
-    )
+    status: RebuildStatus | None = await request.app.state.rebuilds.get(rebuild_id)
     if status is None:
-        raise Problem(404, f"rebuild_id {rebuild_id} is not known to this instance")
+        raise Problem(404, f"rebuild_id {rebuild_id} is not known")
     return status
