@@ -62,7 +62,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.eventstore import COLUMNS, PendingEvent, append
 from shared.kafka import ensure_topics, relay_producer
-from shared.relay import OutboxRelay, message_value
+from shared.relay import FencedRelay, OutboxRelay, RelayConfig, message_value
 from shared.testing import drop_schema, fresh_schema, schema_pool, unique
 from tests.integration.helpers import raw_event
 
@@ -390,7 +390,14 @@ async def measure_lag(pool: Any, bootstrap: str, topic: str, args: argparse.Name
     producer = await started_producer(bootstrap, topic)
     stop = asyncio.Event()
     relay = OutboxRelay(pool, producer, topic, name=name, batch_size=args.batch_sizes[0])
-    relay_task = asyncio.create_task(relay.run(stop, poll_interval=0.01))
+    # the services' relay loop: leased, one Kafka transaction per batch
+    fenced = FencedRelay(
+        pool,
+        RelayConfig(
+            bootstrap, topic, name, "bench", batch_size=relay.batch_size, poll_interval=0.01
+        ),
+    )
+    relay_task = asyncio.create_task(fenced.run(stop))
     committed: dict[str, float] = {}
     try:
         t0 = time.monotonic()

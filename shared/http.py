@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -20,6 +19,7 @@ from shared.auth import TokenVerifier
 from shared.logs import correlation_id
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.settings import ServiceSettings
+from shared.supervisor import Backoff, Beat, Supervisor
 
 Part = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -82,20 +82,6 @@ def _route_of(request: Request) -> str:
     return getattr(route, "path", "unmatched")
 
 
-async def _kafka_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
-    for server in bootstrap.split(","):
-        parts = urlsplit("//" + server.strip())
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(parts.hostname, parts.port or 9092), timeout
-            )
-        except (OSError, TimeoutError):
-            continue
-        writer.close()
-        return True
-    return False
-
-
 def build_app(
     settings: ServiceSettings,
     *,
@@ -114,6 +100,10 @@ def build_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.supervisor = Supervisor(
+        backoff=Backoff(settings.task_backoff_initial, settings.task_backoff_max),
+        stale_after=settings.task_stale_seconds,
+    )
     app.state.verifier = TokenVerifier(settings)
     problems.install(app)
     service = settings.service
@@ -141,12 +131,25 @@ def build_app(
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=body_limits)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+    @app.get("/healthz", tags=["ops"], summary="Alive, and every background task recently did work")
+    async def healthz(request: Request) -> Response:
+        supervisor: Supervisor = request.app.state.supervisor
+        tasks = supervisor.report()
+        if supervisor.healthy():
+            return JSONResponse({"status": "ok", "service": service, "tasks": tasks})
+        return problems.problem_response(
+            503,
+            "unhealthy",
+            "Unhealthy",
+            f"a background task did no work for over {supervisor.stale_after:g}s",
+            request,
+            tasks=tasks,
+        )
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], summary="Can serve its API: PostgreSQL answers")
     async def readyz(request: Request) -> Response:
+        # Kafka is not needed to accept writes (they go to the event store) or to answer
+        # queries, so a broker outage does not take replicas out of rotation.
         checks: dict[str, bool] = {}
         pool = getattr(request.app.state, "pool", None)
         try:
@@ -155,12 +158,10 @@ def build_app(
             )
         except Exception:  # noqa: BLE001 - any failure means not ready
             checks["postgres"] = False
-        checks["kafka"] = await _kafka_reachable(settings.kafka_bootstrap)
-        ok = all(checks.values())
-        if ok:
+        if all(checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
         return problems.problem_response(
-            503, "unavailable", "Not ready", "a dependency is unreachable", request, checks=checks
+            503, "unavailable", "Not ready", "PostgreSQL is unreachable", request, checks=checks
         )
 
     @app.get("/metrics", tags=["ops"])
@@ -182,21 +183,22 @@ async def _stack(app: FastAPI, parts: list[Part]) -> AsyncIterator[None]:
 
 
 def background(
-    name: str, factory: Callable[[FastAPI, asyncio.Event], Coroutine[Any, Any, None]]
+    name: str, factory: Callable[[FastAPI, asyncio.Event, Beat], Coroutine[Any, Any, None]]
 ) -> Part:
-    """A lifespan part running `factory(app, stop)` as a task until shutdown."""
+    """A lifespan part running `factory(app, stop, beat)` under the app's supervisor until
+    shutdown: restarted with backoff whatever it raises; `beat()` after each unit of work."""
 
     @asynccontextmanager
     async def part(app: FastAPI) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(factory(app, stop), name=name)
+        supervisor: Supervisor = app.state.supervisor
+
+        async def body(stop: asyncio.Event, beat: Beat) -> None:
+            await factory(app, stop, beat)
+
+        supervisor.spawn(name, body)
         try:
             yield
         finally:
-            stop.set()
-            try:
-                await asyncio.wait_for(task, 15)
-            except TimeoutError:
-                task.cancel()
+            await supervisor.stop(name)
 
     return part

@@ -17,14 +17,21 @@ TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy":
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[str], partitions: int, *, timeout: float = 30.0
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int,
+    *,
+    timeout: float = 30.0,
+    client_id: str = "grid-admin",
 ) -> None:
     """Create the topics that do not exist yet (broker auto-creation is off)."""
     wanted = sorted(set(topics))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=10000, client_id=client_id
+        )
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -46,8 +53,17 @@ async def ensure_topics(
             await admin.close()
 
 
-def relay_producer(bootstrap: str) -> AIOKafkaProducer:
-    """An idempotent producer: acks from all replicas, no duplicates or reordering on retry."""
+def relay_producer(
+    bootstrap: str, *, transactional_id: str | None = None, client_id: str | None = None
+) -> AIOKafkaProducer:
+    """An idempotent producer: acks from all replicas, no duplicates or reordering on retry.
+    With a `transactional_id` (the relay's), a newer producer of that id fences this one."""
+    options: dict[str, object] = {}
+    if transactional_id is not None:
+        options["transactional_id"] = transactional_id
+        options["transaction_timeout_ms"] = 60000
+    if client_id is not None:
+        options["client_id"] = client_id
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -55,4 +71,5 @@ def relay_producer(bootstrap: str) -> AIOKafkaProducer:
         linger_ms=5,
         max_batch_size=512 * 1024,
         request_timeout_ms=30000,
+        **options,
     )

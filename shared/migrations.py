@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.db import check_schema_name
+from shared.db import advisory_key, check_schema_name
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
@@ -45,7 +45,21 @@ def _sqlalchemy_url(dsn: str) -> str:
     return dsn
 
 
+# One migration run at a time per database: two runners on a fresh schema (two replicas
+# starting together) would both create the same types and tables and one would fail.
+MIGRATION_LOCK = advisory_key("grid-migrations")
+
+
 def _migrate(connection: Connection, schema: str) -> None:
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    try:
+        _migrate_locked(connection, schema)
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+        connection.commit()
+
+
+def _migrate_locked(connection: Connection, schema: str) -> None:
     connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     connection.execute(text("CREATE EXTENSION IF NOT EXISTS ltree SCHEMA public"))
     connection.execute(text(f"SET search_path TO {schema}, public"))

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.commands import PreconditionFailed
 from shared.errors import DomainError, Refusal
 from shared.eventstore import ConcurrencyError
+from shared.faults import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,18 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            # the database is restarting or a connection died mid-request: nothing was
+            # committed that a retry with the same Idempotency-Key would not find
+            log.warning("unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return problem_response(
+                503,
+                "unavailable",
+                "Service unavailable",
+                "a dependency is unavailable; retry the request (with the same Idempotency-Key)",
+                request,
+                headers={"Retry-After": "1"},
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             500,

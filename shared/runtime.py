@@ -13,9 +13,10 @@ from fastapi import FastAPI
 from shared.consumer import EventConsumer, Handler, gate_key
 from shared.db import create_pool
 from shared.http import Part, background
-from shared.kafka import ensure_topics, relay_producer
-from shared.relay import OutboxRelay
+from shared.kafka import ensure_topics
+from shared.relay import FencedRelay, RelayConfig
 from shared.settings import ServiceSettings
+from shared.supervisor import Beat
 
 
 def database(settings: ServiceSettings) -> Part:
@@ -36,22 +37,27 @@ def database(settings: ServiceSettings) -> Part:
 
 
 def relay(settings: ServiceSettings, topic: str) -> Part:
-    """Publish this service's events to its topic while the service runs."""
+    """Publish this service's events to its topic while this process holds the store's
+    lease; stand by while another replica does (shared/relay.py)."""
+    config = RelayConfig(
+        bootstrap=settings.kafka_bootstrap,
+        topic=topic,
+        name=f"{settings.schema_name}.relay",
+        replica=settings.replica_id,
+        lease_seconds=settings.relay_lease_seconds,
+        batch_size=settings.relay_batch_size,
+        poll_interval=settings.relay_poll_interval,
+        standby_poll=settings.relay_standby_poll,
+    )
 
-    async def run(app: FastAPI, stop: asyncio.Event) -> None:
-        await ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
-        producer = relay_producer(settings.kafka_bootstrap)
-        await producer.start()
-        try:
-            await OutboxRelay(
-                app.state.pool,
-                producer,
-                topic,
-                name=f"{settings.schema_name}.relay",
-                batch_size=settings.relay_batch_size,
-            ).run(stop, settings.relay_poll_interval)
-        finally:
-            await producer.stop()
+    async def run(app: FastAPI, stop: asyncio.Event, beat: Beat) -> None:
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            [topic],
+            settings.topic_partitions,
+            client_id=settings.client_id("admin"),
+        )
+        await FencedRelay(app.state.pool, config).run(stop, beat)
 
     return background(f"{settings.service}-relay", run)
 
@@ -84,8 +90,13 @@ def consumer(
     only for handlers that never read `execute`'s status).
     """
 
-    async def run(app: FastAPI, stop: asyncio.Event) -> None:
-        await ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
+    async def run(app: FastAPI, stop: asyncio.Event, beat: Beat) -> None:
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            topics,
+            settings.topic_partitions,
+            client_id=settings.client_id("admin"),
+        )
         await EventConsumer(
             app.state.pool,
             settings.kafka_bootstrap,
@@ -94,7 +105,10 @@ def consumer(
             name=consumer_name(settings, name),
             gate=gate_key(settings.schema_name),
             coalesce=coalesce,
-        ).run(stop)
+            client_id=settings.client_id(f"consumer:{name}"),
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+        ).run(stop, beat)
 
     return background(f"{settings.service}-{name}", run)
 

@@ -58,7 +58,12 @@ def _container_infra() -> tuple[Infra, Callable[[], None]]:
     from testcontainers.postgres import PostgresContainer
 
     pg = PostgresContainer("postgres:15", driver=None).start()
-    kafka = KafkaContainer("confluentinc/cp-kafka:7.7.1").with_kraft().start()
+    kafka = (
+        KafkaContainer("confluentinc/cp-kafka:7.7.1")
+        .with_kraft()
+        .with_env("KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS", "3000")
+        .start()
+    )
 
     def stop() -> None:
         kafka.stop()

@@ -8,8 +8,8 @@ from collections import defaultdict
 from typing import Any
 
 from shared.eventstore import append
-from shared.relay import OutboxRelay
-from shared.testing import Infra, eventually
+from shared.relay import FencedRelay, OutboxRelay, RelayConfig
+from shared.testing import Infra, eventually, unique
 from tests.integration.helpers import append_next, publish_all, raw_event, read_topic
 
 
@@ -68,9 +68,15 @@ async def test_concurrent_writers_streams_arrive_complete_and_in_version_order(
 ) -> None:
     streams = [f"s-{i}" for i in range(8)]
     rng = random.Random(7)
-    relay = OutboxRelay(pool, producer, topic, batch_size=17)
+    relay = OutboxRelay(pool, producer, topic, name=unique("relay"))
+    fenced = FencedRelay(
+        pool,
+        RelayConfig(
+            infra.kafka_bootstrap, topic, relay.name, "r", batch_size=17, poll_interval=0.005
+        ),
+    )
     stop = asyncio.Event()
-    relaying = asyncio.create_task(relay.run(stop, poll_interval=0.005))
+    relaying = asyncio.create_task(fenced.run(stop))
 
     async def writer() -> None:
         for _ in range(25):
@@ -105,23 +111,3 @@ async def test_relay_resumes_from_its_checkpoint(
     assert await publish_all(OutboxRelay(pool, producer, topic), 1) == 1
     published = await read_topic(infra.kafka_bootstrap, topic, expected=4)
     assert [e.version for e in published] == [1, 2, 3, 4]
-
-
-async def test_two_relays_on_one_store_publish_each_event_once(
-    infra: Infra, pool: Any, topic: str, producer: Any
-) -> None:
-    """Only the holder of the store's relay lock publishes; the other waits."""
-    relays = [OutboxRelay(pool, producer, topic, name="shared-relay") for _ in range(2)]
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(r.run(stop, poll_interval=0.005)) for r in relays]
-    for i in range(60):
-        await append_next(pool, f"s-{i % 5}")
-
-    async def caught_up() -> bool:
-        return await relays[0].backlog() == 0
-
-    await eventually(caught_up)
-    stop.set()
-    await asyncio.gather(*tasks)
-    published = await read_topic(infra.kafka_bootstrap, topic, expected=60)
-    assert len(published) == 60

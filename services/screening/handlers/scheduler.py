@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -49,6 +50,7 @@ from shared.contracts import EventPayload
 from shared.envelope import utc_now
 from shared.eventstore import CommandContext, ConcurrencyError, load_stream
 from shared.http import Part, background
+from shared.supervisor import Beat
 
 log = logging.getLogger(__name__)
 
@@ -251,12 +253,13 @@ class Scheduler:
     async def tick(self) -> int:
         return await scan(self.pool, self.settings, self.clock())
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, beat: Beat | None = None) -> None:
+        """Scan every interval until `stop`; a failed scan ends the run (the supervisor
+        starts it again after a backoff, and the marks say where to resume)."""
         while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception:  # noqa: BLE001 - a failed scan is retried at the next tick
-                log.exception("scheduler scan failed")
+            await self.tick()
+            if beat is not None:
+                beat()
             try:
                 await asyncio.wait_for(stop.wait(), self.settings.scheduler_interval)
             except TimeoutError:
@@ -264,13 +267,22 @@ class Scheduler:
 
 
 def scheduler_part(clock: Clock | None = None) -> Part:
-    """The lifespan part running the scheduler; `app.state.clock` overrides the clock."""
+    """The lifespan part running the scheduler (when `run_scheduler`); `app.state.clock`
+    overrides the clock."""
 
-    async def run(app: FastAPI, stop: asyncio.Event) -> None:
+    async def run(app: FastAPI, stop: asyncio.Event, beat: Beat) -> None:
+        use = clock or getattr(app.state, "clock", None) or utc_now
+        await Scheduler(app.state.pool, app.state.settings, use).run(stop, beat)
+
+    supervised = background("screening-scheduler", run)
+
+    @asynccontextmanager
+    async def part(app: FastAPI) -> AsyncIterator[None]:
         settings = app.state.settings
         if not isinstance(settings, ScreeningSettings) or not settings.run_scheduler:
+            yield
             return
-        use = clock or getattr(app.state, "clock", None) or utc_now
-        await Scheduler(app.state.pool, settings, use).run(stop)
+        async with supervised(app):
+            yield
 
-    return background("screening-scheduler", run)
+    return part
