@@ -1,7 +1,9 @@
 # Two commands set everything up on a fresh machine:
 #   make up     PostgreSQL + Kafka (installed and started locally), migrations, the four
 #               services with their relays and consumers, the small district scenario
-#   make test   the whole test suite against real PostgreSQL and Kafka
+#   make test   the whole test suite against real PostgreSQL and Kafka, with the quick chaos
+#               faults (tests/chaos, marker chaos_quick) on a private PostgreSQL + Kafka
+#   make test-chaos  every chaos fault (tests/chaos); figures in tests/chaos/results/latest.json
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV_VERSION := 0.13.8
@@ -9,10 +11,10 @@ UV := python3 -m uv
 INFRA := deploy/local/infra.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: help deps infra up down test lint bench token contracts
+.PHONY: help deps infra up down test test-chaos lint bench token contracts
 
 help:
-	@echo "make up | down | test | lint | bench | token | contracts"
+	@echo "make up | down | test | test-chaos | lint | bench | token | contracts"
 
 deps:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q "uv==$(UV_VERSION)"
@@ -35,9 +37,16 @@ down:
 	@bash $(SERVICES) stop
 	@bash $(INFRA) down
 
+# everything but the chaos faults outside the quick set (those start their own servers)
 test: deps infra
 	@eval "$$(bash $(INFRA) env)" && TEST_PG_DSN="$$GRID_PG_DSN" \
-		TEST_KAFKA_BOOTSTRAP="$$GRID_KAFKA_BOOTSTRAP" .venv/bin/python -m pytest -q
+		TEST_KAFKA_BOOTSTRAP="$$GRID_KAFKA_BOOTSTRAP" .venv/bin/python -m pytest -q \
+		-m "not chaos or chaos_quick"
+
+# every fault, on the suite's own PostgreSQL and Kafka (started and removed by the tests);
+# docs/reliability.md explains the figures in tests/chaos/results/latest.json
+test-chaos: deps
+	@.venv/bin/python -m pytest -q tests/chaos -m chaos
 
 lint: deps
 	@$(UV) run ruff check shared services tests bench deploy scenario

@@ -330,6 +330,9 @@ offsets.topic.num.partitions=6
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Consumers may ask for session timeouts down to 3 s (the broker's default floor is 6 s), so a
+# replica that dies or freezes loses its partitions within seconds.
+group.min.session.timeout.ms=3000
 auto.create.topics.enable=false
 num.partitions=6
 log.dirs=$KAFKA_DATA
