@@ -505,7 +505,8 @@ class EventConsumer:
 
     # -- offsets -------------------------------------------------------------------------
     async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        assert self.kafka is not None
+        kafka = self.kafka
+        assert kafka is not None
         if not partitions:
             return
         async with self.pool.acquire() as conn:
@@ -513,13 +514,15 @@ class EventConsumer:
                 "SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer = $1",
                 self.name,
             )
+        if self.kafka is not kafka:
+            return  # stopped meanwhile (shutdown): the next run seeks again
         stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
         for tp in partitions:
             offset = stored.get((tp.topic, tp.partition))
             if offset is None:
-                await self.kafka.seek_to_beginning(tp)
+                await kafka.seek_to_beginning(tp)
             else:
-                self.kafka.seek(tp, offset)
+                kafka.seek(tp, offset)
 
     async def commit_kafka(self, tp: TopicPartition, next_offset: int) -> None:
         """Mirror the stored offset to Kafka so standard lag tooling sees it."""

@@ -56,6 +56,6 @@ async def test_health_readiness_and_metrics(stack: Stack) -> None:
     assert (await stack.registry.get("/healthz")).json()["status"] == "ok"
     ready = await stack.registry.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"postgres": True, "kafka": True}
+    assert ready.json()["checks"] == {"postgres": True}  # Kafka is not needed to serve
     metrics = await stack.registry.get("/metrics")
     assert "grid_http_requests_total" in metrics.text
