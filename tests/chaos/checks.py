@@ -75,6 +75,7 @@ class Record:
     event_id: str | None
     epoch: int | None
     position: str | None
+    timestamp: float  # seconds since the epoch (the producer's create time)
 
 
 class TopicLog:
@@ -170,15 +171,18 @@ class TopicLog:
                 event_id,
                 int(epoch) if epoch is not None and epoch.isdigit() else None,
                 position.decode() if position is not None else None,
+                r.timestamp / 1000.0,
             )
         )
         self.next[tp] = r.offset + 1
 
-    def offsets(self) -> dict[tuple[str, int], list[int]]:
-        """(topic, partition) -> the offsets of its data records, ascending."""
+    def offsets(self, before: float | None = None) -> dict[tuple[str, int], list[int]]:
+        """(topic, partition) -> the offsets of its data records, ascending (only those
+        produced before `before`, when given)."""
         out: dict[tuple[str, int], list[int]] = defaultdict(list)
         for r in self.records:
-            out[(r.topic, r.partition)].append(r.offset)
+            if before is None or r.timestamp < before:
+                out[(r.topic, r.partition)].append(r.offset)
         for offs in out.values():
             offs.sort()
         return out
@@ -189,13 +193,15 @@ class Facts:
     ready: dict[str, bool] = field(default_factory=dict)
     in_flight: int = 0
     db_error: str | None = None
-    store: dict[str, dict[str, tuple[str, int]]] = field(
-        default_factory=dict
-    )  # svc -> id -> (tx:pos)
+    # service -> event id -> (tx_id, position), and when it was recorded (PostgreSQL's clock)
+    store: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
+    recorded: dict[str, dict[str, float]] = field(default_factory=dict)
+    db_now: float = 0.0
     backlog: dict[str, int] = field(default_factory=dict)
     kafka_ok: bool = False
     kafka_error: str | None = None
     consumer_lag: dict[str, int] = field(default_factory=dict)
+    consumer_stale: dict[str, int] = field(default_factory=dict)  # not applied, produced > S ago
     dead_letters: dict[str, list[str]] = field(default_factory=dict)
     lag_api: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)  # places that differ from the ledger
@@ -241,10 +247,13 @@ class Observer:
         try:
             for s in PUBLISHERS:
                 schema = self.gen.schema(s)
+                facts.db_now = float(await conn.fetchval("SELECT extract(epoch FROM now())"))
                 rows = await conn.fetch(
-                    f"SELECT event_id::text AS id, tx_id::text AS tx, position FROM {schema}.events"
+                    "SELECT event_id::text AS id, tx_id::text AS tx, position,"
+                    f" extract(epoch FROM recorded_at)::float8 AS at FROM {schema}.events"
                 )
                 facts.store[s] = {r["id"]: (r["tx"], r["position"]) for r in rows}
+                facts.recorded[s] = {r["id"]: r["at"] for r in rows}
                 facts.backlog[s] = int(
                     await conn.fetchval(
                         f"""SELECT count(*) FROM {schema}.events e
@@ -255,6 +264,7 @@ class Observer:
                     )
                 )
             offsets = self.log.offsets()
+            stale = self.log.offsets(before=time.time() - self.config.staleness)
             for s, models in self.consumers.items():
                 schema = self.gen.schema(s)
                 rows = await conn.fetch(
@@ -266,11 +276,15 @@ class Observer:
                 for name, topics in models.items():
                     consumer = self.gen.consumer(s, name)
                     wanted = {self.gen.topic(t) for t in topics}
-                    facts.consumer_lag[f"{s}.{name}"] = sum(
-                        len(offs) - bisect.bisect_left(offs, stored.get((consumer, *tp), 0))
-                        for tp, offs in offsets.items()
-                        if tp[0] in wanted
-                    )
+                    for table, found in (
+                        (facts.consumer_lag, offsets),
+                        (facts.consumer_stale, stale),
+                    ):
+                        table[f"{s}.{name}"] = sum(
+                            len(offs) - bisect.bisect_left(offs, stored.get((consumer, *tp), 0))
+                            for tp, offs in found.items()
+                            if tp[0] in wanted
+                        )
                 dead = await conn.fetch(
                     "SELECT consumer, stream_id, version, event_type, error"
                     f" FROM {schema}.dead_letters WHERE resolved_at IS NULL ORDER BY id"
@@ -406,20 +420,32 @@ class Observer:
 
     # -- recovered? --------------------------------------------------------------------------
 
-    async def facts(self, load: LoadGenerator | None, *, full: bool) -> tuple[Facts, list[str]]:
-        """What is not caught up yet: replicas not ready, writes not accepted, events not on
-        Kafka, records not applied, lag reported. With `full=False` it stops at the first stage
-        that is not (cheap polling). Dead letters and figures are judged afterwards: they do
-        not heal by waiting."""
+    async def facts(
+        self, load: LoadGenerator | None, *, full: bool, live: bool = False
+    ) -> tuple[Facts, list[str]]:
+        """What is not caught up: replicas not ready, writes not accepted, events not on
+        Kafka, records not applied, lag reported.
+
+        `live`: while the load goes on, caught up means within `staleness` seconds: no write
+        retrying, every event recorded earlier than that on Kafka, every record produced
+        earlier than that applied by every consumer. Otherwise exactly: nothing in flight,
+        backlog 0, lag 0, and `GET /v1/lag` saying so. With `full=False` it stops at the first
+        stage that is not caught up (cheap polling). Dead letters and figures are judged
+        afterwards: they do not heal by waiting."""
         facts = Facts()
         unmet: list[str] = []
         await self._ready(facts)
         down = [n for n, ok in facts.ready.items() if not ok]
         if down:
             unmet.append(f"replicas not ready (/readyz): {', '.join(sorted(down))}")
-        facts.in_flight = load.in_flight if load is not None else 0
-        if facts.in_flight:
-            unmet.append(f"{facts.in_flight} writes still retrying, not accepted yet")
+        if live:
+            facts.in_flight = self.client.stats.retrying
+            if facts.in_flight:
+                unmet.append(f"{facts.in_flight} writes retrying, not accepted yet")
+        else:
+            facts.in_flight = load.in_flight if load is not None else 0
+            if facts.in_flight:
+                unmet.append(f"{facts.in_flight} writes in flight, not accepted yet")
         if unmet and not full:
             return facts, unmet
         facts.kafka_ok = await self.log.catch_up()
@@ -431,34 +457,47 @@ class Observer:
             unmet.append(f"cannot read the stores: {facts.db_error}")
             return facts, unmet
         in_kafka = {r.event_id for r in self.log.records}
+        horizon = facts.db_now - self.config.staleness
         for s in PUBLISHERS:
+            if live:
+                late = sum(
+                    1
+                    for e, at in facts.recorded.get(s, {}).items()
+                    if at < horizon and e not in in_kafka
+                )
+                if late:
+                    unmet.append(
+                        f"{s}: {late} events recorded over {self.config.staleness:.0f}s ago"
+                        f" not on {self.gen.topic(s)}"
+                    )
+                continue
             if facts.backlog.get(s):
                 unmet.append(f"relay {self.gen.relay(s)}: backlog {facts.backlog[s]} events")
             missing = len(set(facts.store.get(s, {})) - in_kafka)
             if missing:
                 unmet.append(f"{s}: {missing} stored events not on {self.gen.topic(s)}")
-        behind = {c: n for c, n in facts.consumer_lag.items() if n}
+        lag = facts.consumer_stale if live else facts.consumer_lag
+        behind = {c: n for c, n in lag.items() if n}
         if behind:
             unmet.append(f"consumers behind (records not applied): {behind}")
-        if unmet and not full:
+        if live or (unmet and not full):
             return facts, unmet
         await self._lag_api(facts)
         for s in SERVICES:
             unmet += self.lag_api_unmet(s, facts.lag_api.get(s))
-        if unmet and not full:
-            return facts, unmet
         return facts, unmet
 
     async def wait_recovered(
-        self, since: float, deadline: float, load: LoadGenerator | None
+        self, since: float, deadline: float, load: LoadGenerator | None, *, live: bool = False
     ) -> tuple[float | None, Facts, list[str]]:
-        """Poll until nothing is unmet (the time it was seen) or the deadline passes."""
+        """Poll until nothing is unmet (the time it was first seen) or `deadline` seconds
+        after `since` have passed."""
         while True:
-            facts, unmet = await self.facts(load, full=False)
+            facts, unmet = await self.facts(load, full=False, live=live)
             if not unmet:
                 return time.monotonic(), facts, []
             if time.monotonic() > since + deadline:
-                facts, unmet = await self.facts(load, full=True)
+                facts, unmet = await self.facts(load, full=True, live=live)
                 return (time.monotonic() if not unmet else None), facts, unmet
             await asyncio.sleep(1.0)
 

@@ -13,7 +13,9 @@ from tests.chaos.runner import Chaos
 _SESSION: list[Chaos] = []
 
 
-@pytest.fixture(scope="session")
+# module scope: the private servers and the eight processes go away as soon as the faults
+# are done, instead of running beside the rest of `make test`
+@pytest.fixture(scope="module")
 async def chaos() -> AsyncIterator[Chaos]:
     session = Chaos()
     _SESSION.append(session)

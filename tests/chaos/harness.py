@@ -72,6 +72,8 @@ class Config:
     # a write is retried (same id, same body) for this long before the client gives up
     write_patience: float = _env_float("CHAOS_WRITE_PATIENCE", 240.0)
     request_timeout: float = _env_float("CHAOS_REQUEST_TIMEOUT", 5.0)
+    # under load, "caught up" means every event and record older than this has gone through
+    staleness: float = _env_float("CHAOS_STALENESS", 2.0)
     # the orchestrator: seconds before an exited process is started again, and the liveness
     # probe (every `probe_period` s; restarted after `probe_failures` failures in a row)
     restart_delay: float = _env_float("CHAOS_RESTART_DELAY", 2.0)

@@ -89,6 +89,7 @@ class Stats:
     replay_mismatch: list[str] = field(default_factory=list)
     first_failure: float | None = None
     last_failure: float | None = None
+    retrying: int = 0  # writes that failed at least once and are not accepted yet
 
     def failed(self, reason: str) -> None:
         now = time.monotonic()
@@ -152,27 +153,37 @@ class Client:
             headers["Idempotency-Key"] = key
         deadline = time.monotonic() + self.config.write_patience
         attempt = 0
-        while True:
-            attempt += 1
-            self.stats.attempts += 1
-            try:
-                r = await self.http.post(self.url(service) + path, json=body, headers=headers)
-            except httpx.TransportError as exc:
-                self.stats.failed(f"{service}: {type(exc).__name__}")
-            else:
-                if r.status_code in (200, 201):
-                    return dict(r.json())
-                retry = (
-                    r.status_code >= 500
-                    or r.status_code in (409, 429)
-                    or (r.status_code in (404, 422) and not_yet(r.text))
-                )
-                if not retry:
-                    raise Rejected(f"{what}: {r.status_code} {r.text[:300]}")
-                self.stats.failed(f"{service}: HTTP {r.status_code}")
-            if time.monotonic() > deadline:
-                raise GaveUp(f"{what}: not accepted after {attempt} attempts")
-            await self._backoff(attempt)
+        stats = self.stats
+        counted = False  # in stats.retrying
+        try:
+            while True:
+                attempt += 1
+                stats.attempts += 1
+                try:
+                    r = await self.http.post(self.url(service) + path, json=body, headers=headers)
+                except httpx.TransportError as exc:
+                    reason = f"{service}: {type(exc).__name__}"
+                else:
+                    if r.status_code in (200, 201):
+                        return dict(r.json())
+                    retry = (
+                        r.status_code >= 500
+                        or r.status_code in (409, 429)
+                        or (r.status_code in (404, 422) and not_yet(r.text))
+                    )
+                    if not retry:
+                        raise Rejected(f"{what}: {r.status_code} {r.text[:300]}")
+                    reason = f"{service}: HTTP {r.status_code}"
+                if not counted:
+                    stats.retrying += 1
+                    counted = True
+                stats.failed(reason)
+                if time.monotonic() > deadline:
+                    raise GaveUp(f"{what}: not accepted after {attempt} attempts")
+                await self._backoff(attempt)
+        finally:
+            if counted:
+                stats.retrying -= 1
 
     async def batch(
         self, service: str, path: str, role: str, items: list[dict[str, Any]], *, what: str

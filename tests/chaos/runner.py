@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -20,6 +21,7 @@ from tests.chaos.faults import Fault, Timeline
 from tests.chaos.harness import RESULTS, ROOT, Cluster, Config, PrivateInfra, log, reap_leftovers
 from tests.chaos.load import Client, District, LoadGenerator, Stats
 
+ERRORS = re.compile(r'"level":"(ERROR|CRITICAL)"|Traceback|^ERROR')
 NOTEWORTHY = re.compile(r"ERROR|CRITICAL|Traceback|WARNING|Exception|exited|fenced|lease", re.I)
 
 
@@ -28,8 +30,11 @@ class FaultResult:
     fault: str
     generation: int
     recovered: bool
-    recovery_seconds: float | None  # injection -> everything consistent again
-    after_heal_seconds: float | None  # server back / process started / SIGCONT -> consistent
+    # injection -> caught up again under load (every write accepted, every event older than
+    # CHAOS_STALENESS on Kafka and applied by every consumer)
+    recovery_seconds: float | None
+    after_heal_seconds: float | None  # server back / process started / SIGCONT -> caught up
+    settled_seconds: float | None  # injection -> exactly 0 everywhere, after the load stopped
     outage_seconds: float
     writes_accepted: int
     writes_checked: int
@@ -169,24 +174,32 @@ class Chaos:
         t = Timeline()
         log(f"--- {fault.name}: load {cfg.rate:.0f} writes/s")
         load.start()
-        await _sleep(cfg.load_before)
+        await asyncio.sleep(cfg.load_before)
         try:
             await fault.run(self, t)
         except Exception as exc:  # noqa: BLE001 - the harness could not inject it
             t.problems.append(f"could not inject the fault: {type(exc).__name__}: {exc}")
             t.injected = t.injected or time.monotonic()
             t.healed = t.healed or time.monotonic()
-        await _sleep(cfg.load_after)
+        # caught up again while the load goes on (within CHAOS_STALENESS), then, with the
+        # load stopped, exactly (nothing in flight, backlog 0, lag 0)
+        live = asyncio.create_task(
+            self.observer.wait_recovered(t.injected, cfg.recovery_deadline, load, live=True)
+        )
+        await asyncio.sleep(cfg.load_after)
         await load.finish()
+        caught_up, _, unmet_live = await live
         at, facts, unmet = await self.observer.wait_recovered(
             t.injected, cfg.recovery_deadline, load
         )
+        if caught_up is None:
+            unmet = [f"under load: {u}" for u in unmet_live] + unmet
         never = load.in_flight
         for task in list(load.tasks):
             task.cancel()
         await load.drained()
         if not facts.db_error:
-            await self.observer.compare_figures(facts, settle=10.0 if at is not None else 0.0)
+            await self.observer.compare_figures(facts, settle=3.0 if at is not None else 0.0)
         fault_mismatches = self.observer.differences(
             minus(facts.got, start_got), minus(self.observer.expected(), start_want)
         )
@@ -195,7 +208,7 @@ class Chaos:
         stats = self.client.stats
         dead = sum(len(v) for v in facts.dead_letters.values())
         problems = list(t.problems)
-        if at is None:
+        if caught_up is None or at is None:
             problems.append(f"not recovered within {cfg.recovery_deadline:.0f}s of the fault")
         if once["lost"]:
             problems.append(f"{len(once['lost'])} accepted writes lost: {once['lost'][:5]}")
@@ -255,9 +268,10 @@ class Chaos:
         result = FaultResult(
             fault=fault.name,
             generation=self.cluster.generation.number,
-            recovered=at is not None,
-            recovery_seconds=round(at - t.injected, 1) if at is not None else None,
-            after_heal_seconds=round(at - t.healed, 1) if at is not None else None,
+            recovered=caught_up is not None and at is not None,
+            recovery_seconds=_since(caught_up, t.injected),
+            after_heal_seconds=_since(caught_up, t.healed),
+            settled_seconds=_since(at, t.injected),
             outage_seconds=round(t.healed - t.injected, 1),
             writes_accepted=self.district.ledger.total() - before_writes,
             writes_checked=once["checked"],
@@ -288,7 +302,7 @@ class Chaos:
             result.logs = self._noteworthy(log_marks)
         # stores, topics or consumers left inconsistent spoil the generation; figures that
         # differ do not (the next fault is judged by what its own window adds)
-        self.tainted = bool(consistency) or at is None
+        self.tainted = bool(consistency) or not result.recovered
         self.results.append(result)
         self.write_results()
         log(
@@ -298,15 +312,18 @@ class Chaos:
         )
         return result
 
-    def _noteworthy(self, marks: dict[str, int], per_replica: int = 25) -> dict[str, list[str]]:
+    def _noteworthy(self, marks: dict[str, int], per_replica: int = 12) -> dict[str, list[str]]:
+        """Per replica, its log lines since the fault that say something went wrong (errors
+        first), so that a failure report shows what each process went through."""
         out = {}
         for r in self.cluster.all():
             text = r.log_since(marks.get(r.name, 0))
             lines = [x[:300] for x in text.splitlines() if NOTEWORTHY.search(x)]
+            lines.sort(key=lambda x: 0 if ERRORS.search(x) else 1)
             if not r.alive:
                 lines.append(f"(process not running; exit code {r.proc and r.proc.poll()})")
             if lines:
-                out[r.name] = _dedupe(lines)[-per_replica:]
+                out[r.name] = _dedupe(lines)[:per_replica]
         return out
 
     # -- results ---------------------------------------------------------------------------
@@ -341,6 +358,7 @@ class Chaos:
             "recovered",
             "recovery s",
             "after heal s",
+            "settled s",
             "writes",
             "checked",
             "lost",
@@ -360,6 +378,7 @@ class Chaos:
                     "yes" if r.recovered else "NO",
                     _n(r.recovery_seconds),
                     _n(r.after_heal_seconds),
+                    _n(r.settled_seconds),
                     str(r.writes_accepted),
                     str(r.writes_checked),
                     str(r.lost),
@@ -378,12 +397,6 @@ class Chaos:
         return "\n".join(lines)
 
 
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
-
-
 def minus(a: Figures, b: Figures) -> Figures:
     """Per place and metric, a - b (negative values kept)."""
     out: Figures = {}
@@ -396,6 +409,10 @@ def minus(a: Figures, b: Figures) -> Figures:
             pair.append(c)
         out[node] = (pair[0], pair[1])
     return out
+
+
+def _since(moment: float | None, start: float) -> float | None:
+    return None if moment is None else round(moment - start, 1)
 
 
 def _n(x: float | None) -> str:
