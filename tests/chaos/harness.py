@@ -428,8 +428,11 @@ class Cluster:
         }
         self.generation = Generation(1)
         self.actions: list[Action] = []
-        self._probe_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[str, int] = {}
+        # the replicas requests are routed to: those whose /readyz answered last time (like a
+        # Service in front of ready pods); every replica until the first probe
+        self.in_rotation: set[str] = {r.name for r in self.all()}
         self._http = httpx.AsyncClient(timeout=2.0)
 
     def all(self) -> Iterator[Replica]:
@@ -468,7 +471,11 @@ class Cluster:
         for r in self.all():
             r.start(self.generation)
         await self.wait_ready(list(self.all()), self.config.start_timeout)
-        self._probe_task = asyncio.create_task(self._orchestrate(), name="chaos-orchestrator")
+        self.in_rotation = {r.name for r in self.all()}
+        self._tasks = [
+            asyncio.create_task(self._orchestrate(), name="chaos-orchestrator"),
+            asyncio.create_task(self._route(), name="chaos-readiness"),
+        ]
 
     async def wait_ready(self, replicas: list[Replica], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -510,11 +517,11 @@ class Cluster:
             return False
 
     async def stop(self) -> None:
-        if self._probe_task is not None:
-            self._probe_task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._probe_task
-            self._probe_task = None
+                await task
+        self._tasks = []
         await asyncio.gather(*(asyncio.to_thread(r.stop) for r in self.all()))
 
     async def close(self) -> None:
@@ -530,6 +537,32 @@ class Cluster:
         await self.start()
 
     # -- the orchestrator ---------------------------------------------------------------------
+
+    def routable(self, service: str) -> list[Replica]:
+        """Where a request to `service` may go: its replicas in rotation, else all of them."""
+        replicas = self.replicas[service]
+        return [r for r in replicas if r.name in self.in_rotation] or replicas
+
+    async def _route(self) -> None:
+        """Readiness probe every second (1 s timeout): in rotation while /readyz answers."""
+        probe = httpx.AsyncClient(timeout=1.0)
+        try:
+            while True:
+                replicas = list(self.all())
+                ready = await asyncio.gather(*(self._ready_on(probe, r) for r in replicas))
+                self.in_rotation = {r.name for r, ok in zip(replicas, ready, strict=True) if ok}
+                await asyncio.sleep(1.0)
+        finally:
+            await probe.aclose()
+
+    @staticmethod
+    async def _ready_on(client: httpx.AsyncClient, r: Replica) -> bool:
+        if not r.alive:
+            return False
+        try:
+            return (await client.get(f"{r.url}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def _orchestrate(self) -> None:
         """Start again what exited; restart what fails its liveness probe too long."""

@@ -99,7 +99,8 @@ class Stats:
 
 
 class Client:
-    """Writes through a random replica per attempt, as behind a load balancer."""
+    """Writes through a random replica per attempt, as behind a load balancer that sends
+    requests to the replicas whose readiness probe passed last (`Cluster.routable`)."""
 
     def __init__(self, config: Config, cluster: Cluster, rng: random.Random) -> None:
         self.config = config
@@ -129,7 +130,7 @@ class Client:
         return self._tokens[role]
 
     def url(self, service: str) -> str:
-        return self.rng.choice(self.cluster.replicas[service]).url
+        return self.rng.choice(self.cluster.routable(service)).url
 
     async def aclose(self) -> None:
         await self.http.aclose()
