@@ -188,6 +188,62 @@ class TopicLog:
         return out
 
 
+def publication(
+    records: list[Record], stored: dict[str, tuple[str, int]], since: int = 0
+) -> dict[str, Any]:
+    """Records against the stored events (id -> (tx_id, position)): re-publications (from
+    record `since` on for the per-fault count), events missing from Kafka, and fencing:
+    positions published under two epochs, and records of an older epoch committed after a
+    newer epoch's in the same partition (a fenced holder that published anyway)."""
+    per_event = Counter(r.event_id for r in records)
+    recent = Counter(r.event_id for r in records[since:])
+    republished = sum(n - 1 for n in per_event.values() if n > 1)
+    republished_now = sum(min(recent[e], per_event[e] - 1) for e in recent if per_event[e] > 1)
+    unknown = sorted(e for e in per_event if e not in stored)
+    no_headers = sum(1 for r in records if r.epoch is None or r.position is None)
+    by_position: dict[tuple[str, str], set[int]] = defaultdict(set)
+    wrong_position = []
+    for r in records:
+        if r.position is not None and r.epoch is not None:
+            by_position[(r.topic, r.position)].add(r.epoch)
+        if r.event_id in stored and r.position is not None:
+            tx, pos = stored[r.event_id]
+            if r.position != f"{tx}:{pos}":
+                wrong_position.append(f"{r.event_id}: header {r.position}, store {tx}:{pos}")
+    two_holders = sorted(
+        f"{topic} {pos} epochs {sorted(e)}" for (topic, pos), e in by_position.items() if len(e) > 1
+    )
+    zombie = []  # a record of an older epoch after one of a newer epoch, in one partition
+    newest: dict[tuple[str, int], tuple[int, int]] = {}
+    for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        if r.epoch is None:
+            continue
+        key = (r.topic, r.partition)
+        top = newest.get(key)
+        if top is not None and r.epoch < top[0]:
+            zombie.append(
+                f"{r.topic}[{r.partition}]@{r.offset} epoch {r.epoch} after epoch {top[0]}@{top[1]}"
+            )
+        if top is None or r.epoch > top[0]:
+            newest[key] = (r.epoch, r.offset)
+    return {
+        "records": len(records),
+        "distinct_events": len(per_event),
+        "stored_events": len(stored),
+        "missing_from_kafka": len(set(stored) - set(per_event)),
+        "republications": republished,
+        "republications_this_fault": republished_now,
+        "records_without_event_in_store": unknown[:10],
+        "records_without_relay_headers": no_headers,
+        "positions_published_by_two_holders": two_holders[:10],
+        "positions_published_by_two_holders_count": len(two_holders),
+        "zombie_records": zombie[:10],
+        "zombie_records_count": len(zombie),
+        "header_position_mismatches": wrong_position[:10],
+        "epochs": sorted({r.epoch for r in records if r.epoch is not None}),
+    }
+
+
 @dataclass
 class Facts:
     ready: dict[str, bool] = field(default_factory=dict)
@@ -528,60 +584,8 @@ class Observer:
         return {"checked": ledger.total(), "lost": lost, "doubled": doubled}
 
     def publication(self, facts: Facts, since: int = 0) -> dict[str, Any]:
-        """Records against events: re-publications, fencing (from record `since` on for the
-        per-fault counts; the fencing checks always look at every record)."""
-        records = self.log.records
         stored = {eid: pos for s in PUBLISHERS for eid, pos in facts.store.get(s, {}).items()}
-        per_event = Counter(r.event_id for r in records)
-        recent = Counter(r.event_id for r in records[since:])
-        republished = sum(n - 1 for n in per_event.values() if n > 1)
-        republished_now = sum(min(recent[e], per_event[e] - 1) for e in recent if per_event[e] > 1)
-        unknown = sorted(e for e in per_event if e not in stored)
-        no_headers = sum(1 for r in records if r.epoch is None or r.position is None)
-        by_position: dict[tuple[str, str], set[int]] = defaultdict(set)
-        wrong_position = []
-        for r in records:
-            if r.position is not None and r.epoch is not None:
-                by_position[(r.topic, r.position)].add(r.epoch)
-            if r.event_id in stored and r.position is not None:
-                tx, pos = stored[r.event_id]
-                if r.position != f"{tx}:{pos}":
-                    wrong_position.append(f"{r.event_id}: header {r.position}, store {tx}:{pos}")
-        two_holders = sorted(
-            f"{topic} {pos} epochs {sorted(e)}"
-            for (topic, pos), e in by_position.items()
-            if len(e) > 1
-        )
-        zombie = []  # a record of an older epoch after one of a newer epoch, in one partition
-        newest: dict[tuple[str, int], tuple[int, int]] = {}
-        for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
-            if r.epoch is None:
-                continue
-            key = (r.topic, r.partition)
-            top = newest.get(key)
-            if top is not None and r.epoch < top[0]:
-                zombie.append(
-                    f"{r.topic}[{r.partition}]@{r.offset} epoch {r.epoch} after epoch {top[0]}"
-                    f"@{top[1]}"
-                )
-            if top is None or r.epoch > top[0]:
-                newest[key] = (r.epoch, r.offset)
-        return {
-            "records": len(records),
-            "distinct_events": len(per_event),
-            "stored_events": len(stored),
-            "missing_from_kafka": len(set(stored) - set(per_event)),
-            "republications": republished,
-            "republications_this_fault": republished_now,
-            "records_without_event_in_store": unknown[:10],
-            "records_without_relay_headers": no_headers,
-            "positions_published_by_two_holders": two_holders[:10],
-            "positions_published_by_two_holders_count": len(two_holders),
-            "zombie_records": zombie[:10],
-            "zombie_records_count": len(zombie),
-            "header_position_mismatches": wrong_position[:10],
-            "epochs": sorted({r.epoch for r in records if r.epoch is not None}),
-        }
+        return publication(self.log.records, stored, since)
 
     # -- the active relays ---------------------------------------------------------------------
 
