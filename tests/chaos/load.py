@@ -626,6 +626,8 @@ class LoadGenerator:
             stats.rejected.append(str(exc))
         except GaveUp as exc:
             stats.gave_up.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - an answer the client cannot read
+            stats.rejected.append(f"{action}: {type(exc).__name__}: {exc}")
 
     async def finish(self) -> None:
         """No new writes; the ones in flight go on until accepted (or the client gives up)."""
