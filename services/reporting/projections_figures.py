@@ -70,6 +70,7 @@ from shared.contracts.screening import (
     VaccineDoseGiven,
     VisitVoided,
 )
+from shared.db import advisory_key
 from shared.envelope import Envelope
 from shared.places import move_subtree_sql, stale_children_sql
 
@@ -156,11 +157,14 @@ async def flush(conn: Any, batch: Batch) -> None:
     batch.deltas.clear()
     if not deltas:
         return
-    rows = await conn.fetch(
-        "SELECT id, path::text AS path FROM fig_places WHERE id = ANY($1::text[])",
-        list({node for node, _, _ in deltas}),
-    )
-    lines = {r["id"]: ids_of(r["path"]) for r in rows}
+    lines = await _lines(conn, {node for node, _, _ in deltas})
+    unknown = {node for node, _, _ in deltas if node not in lines}
+    if unknown:
+        # Another replica may be creating these places right now, its transaction draining
+        # `fig_pending` before ours is committed: take the places' locks (as creating them
+        # does), then look again, so a delta is either spread or seen by the creator.
+        await lock_places(conn, unknown)
+        lines.update(await _lines(conn, unknown))
     spread: defaultdict[Key, int] = defaultdict(int)
     pending: dict[Key, int] = {}
     for (node, day, metric), value in deltas.items():
@@ -180,6 +184,23 @@ async def flush(conn: Any, batch: Batch) -> None:
                 [k[2] for k, _ in rows],
                 [v for _, v in rows],
             )
+
+
+async def _lines(conn: Any, nodes: set[str]) -> dict[str, list[str]]:
+    rows = await conn.fetch(
+        "SELECT id, path::text AS path FROM fig_places WHERE id = ANY($1::text[])", list(nodes)
+    )
+    return {r["id"]: ids_of(r["path"]) for r in rows}
+
+
+async def lock_places(conn: Any, nodes: Iterable[str]) -> None:
+    """Transaction locks on places of `fig_places`, in one order (no deadlock between two
+    takers of several): held by whoever creates a place and by whoever parks a delta for a
+    place not seen yet, so consumers on two replicas cannot strand a delta in `fig_pending`."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
+        sorted({advisory_key(f"fig-place:{n}") for n in nodes}),
+    )
 
 
 # -- where an event counts -----------------------------------------------------------------
@@ -229,6 +250,7 @@ async def on_nodes_created(conn: Any, created: Sequence[NodeCreated], batch: Bat
     current path when the parent is known, else the event's), then what waited for them.
     Deltas gathered before need not be written first: a new node changes no one's path, and
     what they hold for it now spreads over its line instead of waiting in `fig_pending`."""
+    await lock_places(conn, {e.node_id for e in created})
     asked = {e.node_id for e in created} | {e.parent_id for e in created if e.parent_id}
     rows = await conn.fetch(
         "SELECT id, path::text AS path FROM fig_places WHERE id = ANY($1::text[])", list(asked)

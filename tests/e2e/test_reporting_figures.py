@@ -4,6 +4,7 @@ trend, a moved grid taking its figures along, voids, re-published events, jurisd
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -657,3 +658,53 @@ async def test_a_household_arriving_after_a_move_and_before_its_grid_follows_the
     for node in ("h1", "g", "comm", "b", "d"):
         assert await figures_at(pool, node) == expected, node
     assert await figures_at(pool, "a") == {}
+
+
+async def test_two_replicas_cannot_strand_a_person_waiting_for_a_household_created_meanwhile(
+    figures_pool: Any,
+) -> None:
+    """Replica A counts a person of household h1 before it saw h1 (the person's partition ran
+    ahead) while replica B creates h1 in a transaction of its own. Without the places' locks,
+    B drained `fig_pending` before A's delta was committed, and the person never counted."""
+    pool = figures_pool
+    await feed(pool, created("d", None, "d", "district"))
+    person = envelope(
+        "PersonRegistered",
+        "person-p1",
+        person_id="p1",
+        household_id="h1",
+        residency="resident",
+        document_type="resident_id",
+        document_masked="110105********1234",
+        name_masked="张*",
+        id_hmac="0" * 64,
+    )
+    a = await pool.acquire()
+    b = await pool.acquire()
+    try:
+        tx_a = a.transaction()
+        await tx_a.start()
+        await FiguresProjection(SHANGHAI)(a, [person])  # parks the person for h1
+        creating = asyncio.create_task(_in_transaction(b, created("h1", "d", "d.h1", "household")))
+
+        async def b_waits_for_a() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                    b.get_server_pid(),
+                )
+            ) or creating.done()
+
+        await eventually(b_waits_for_a)
+        await tx_a.commit()
+        await creating
+    finally:
+        await pool.release(a)
+        await pool.release(b)
+    assert (await figures_at(pool, "d"))["stock.persons"] == 1
+    assert await pool.fetchval("SELECT count(*) FROM fig_pending") == 0
+
+
+async def _in_transaction(conn: Any, *events: Envelope) -> None:
+    async with conn.transaction():
+        await FiguresProjection(SHANGHAI)(conn, list(events))
