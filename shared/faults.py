@@ -59,8 +59,11 @@ def _transient_here(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.InterfaceError):  # "connection is closed", pool released, ...
         return not isinstance(exc, _DETERMINISTIC_INTERFACE_ERRORS)
     if isinstance(exc, asyncpg_base.InternalClientError):
-        # OutdatedSchemaCacheError: a type changed under a cached statement; a retry re-reads
-        return isinstance(exc, asyncpg_base.OutdatedSchemaCacheError)
+        # the driver's own state, not the event's data: a type changed under a cached
+        # statement (OutdatedSchemaCacheError), or a connection left mid-operation when its
+        # server went away ("cannot switch to state 12; another operation is in progress",
+        # seen during PostgreSQL restarts); a retry runs on a fresh connection
+        return True
     if isinstance(exc, KafkaError):  # aiokafka marks its timeouts as not retriable
         return bool(exc.retriable) or isinstance(exc, KafkaTimeoutError)
     # ConnectionError, TimeoutError (asyncio.TimeoutError is the same class) and every

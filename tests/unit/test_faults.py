@@ -55,6 +55,12 @@ TRANSIENT = [
         asyncpg.InvalidCachedStatementError("cached statement plan is invalid"), id="stale-plan"
     ),
     pytest.param(asyncpg_base.OutdatedSchemaCacheError("type changed"), id="stale-types"),
+    pytest.param(
+        asyncpg_base.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
+        id="connection-left-mid-operation",
+    ),
     pytest.param(ConnectionResetError(errno.ECONNRESET, "reset by peer"), id="conn-reset"),
     pytest.param(ConnectionRefusedError(errno.ECONNREFUSED, "refused"), id="conn-refused"),
     pytest.param(OSError(errno.EHOSTUNREACH, "no route to host"), id="oserror"),
