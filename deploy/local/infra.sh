@@ -487,9 +487,17 @@ kafka_start() {
 kafka_up() {
     ensure_kafka_jars
     make_dirs "$KAFKA_DIR"
+    local before=""
+    [[ -f "$KAFKA_CFG" ]] && before="$(cat "$KAFKA_CFG")"
     kafka_write_conf
     kafka_write_tools_log4j
     kafka_format
+    # A broker started from an older config (e.g. before group.min.session.timeout.ms was
+    # lowered) would refuse the services' consumer groups: restart it with the new one.
+    if [[ -n "$(kafka_pid)" && "$before" != "$(cat "$KAFKA_CFG")" ]]; then
+        log "kafka config changed; restarting the broker"
+        kafka_down
+    fi
     kafka_start
 }
 
