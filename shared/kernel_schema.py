@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS relay_leases (
 );
 
 ALTER TABLE consumer_streams ADD COLUMN IF NOT EXISTS held_from integer;
+CREATE INDEX IF NOT EXISTS consumer_streams_held_idx ON consumer_streams (consumer)
+    WHERE held_from IS NOT NULL;
 
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS reason text NOT NULL DEFAULT 'failed';
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS resolved_at timestamptz;

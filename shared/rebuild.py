@@ -120,6 +120,15 @@ SELECT id, status, started_at, updated_at FROM {old}.rebuild_runs
 ON CONFLICT (id) DO NOTHING
 """
 
+# ... and so does the audit of dead-letter re-drives (who asked, why, with what outcome); the
+# dead letters they name were those of the tables the rebuild replaced
+CARRY_RETRIES = """
+INSERT INTO {schema}.dead_letter_retries
+    (dead_letter_id, consumer, requested_by, requested_at, reason, finished_at, outcome)
+SELECT dead_letter_id, consumer, requested_by, requested_at, reason, finished_at, outcome
+FROM {old}.dead_letter_retries ORDER BY id
+"""
+
 # pg_advisory_lock(bigint) shows in pg_locks as (classid, objid) = (high, low) 32 bits, objsubid 1
 LOCK_HELD = """
 SELECT EXISTS (
@@ -520,6 +529,7 @@ class Rebuild:
                 await holder.execute(f"ALTER SCHEMA {self.fresh} RENAME TO {self.schema}")
                 if live:  # the rebuilds' history, this one's last status included
                     await holder.execute(CARRY_RUNS.format(schema=self.schema, old=self.old))
+                    await holder.execute(CARRY_RETRIES.format(schema=self.schema, old=self.old))
         finally:
             await holder.execute("SELECT pg_advisory_unlock($1)", gate)
             self.status.paused_seconds = round(clock() - paused, 3)

@@ -321,6 +321,11 @@ async def test_every_replica_answers_for_a_rebuild_and_its_history(stack: Stack)
     # what a rebuild whose process ended before its swap left: the next one drops it
     leftover = f"{settings.schema_name}_rb_0badc0de"
     await pool.execute(f"CREATE SCHEMA {leftover}")
+    # an operator's audited re-drive before the rebuild: the audit survives the swaps
+    await pool.execute(
+        "INSERT INTO dead_letter_retries (dead_letter_id, consumer, requested_by, reason)"
+        " VALUES (7, 'figures', 'ops-admin', 'handler fixed in 1.4.2')"
+    )
     # another replica of reporting on the same schema (serving the API only)
     async with replica("reporting", settings.model_copy(update={"run_consumers": False})) as other:
         started = await s.reporting.post("/v1/admin/rebuild", headers=admin)
@@ -357,6 +362,8 @@ async def test_every_replica_answers_for_a_rebuild_and_its_history(stack: Stack)
         assert (await done(s.reporting, first)) == status
         latest = await s.reporting.get("/v1/admin/rebuild/latest", headers=admin)
         assert latest.json()["id"] == second.json()["id"]
+        audit = await pool.fetch("SELECT requested_by, reason FROM dead_letter_retries")
+        assert [tuple(r) for r in audit] == [("ops-admin", "handler fixed in 1.4.2")]
 
     # a rebuild whose process ended half-way (no one holds its lock) shows as failed
     gone = RebuildStatus(id="gone0001", schema_name=settings.schema_name, phase=Phase.CATCHING_UP)
