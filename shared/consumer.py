@@ -514,7 +514,7 @@ class EventConsumer:
                 "SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer = $1",
                 self.name,
             )
-        if self.kafka is not kafka:
+        if self.kafka is None or self.kafka is not kafka:
             return  # stopped meanwhile (shutdown): the next run seeks again
         stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
         for tp in partitions:
