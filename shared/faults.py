@@ -71,6 +71,16 @@ def _transient_here(exc: BaseException) -> bool:
     return isinstance(exc, OSError | asyncio.TimeoutError)
 
 
+# The classes whose instances may be transient (is_transient decides for each instance).
+TRANSIENT_KINDS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg_base.InternalClientError,
+    KafkaError,
+    OSError,
+)
+
+
 def is_transient(exc: BaseException) -> bool:
     """True if `exc`, or an error it was raised from or while handling, may pass by itself."""
     seen: set[int] = set()

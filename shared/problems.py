@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.commands import PreconditionFailed
 from shared.errors import DomainError, Refusal
 from shared.eventstore import ConcurrencyError
-from shared.faults import is_transient
+from shared.faults import TRANSIENT_KINDS, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,7 @@ def install(app: FastAPI) -> None:
             status, exc.code, exc.code.replace("-", " ").capitalize(), detail, request, **extra
         )
 
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+    async def _unavailable_or_crash(request: Request, exc: Exception) -> JSONResponse:
         if is_transient(exc):
             # the database is restarting or a connection died mid-request: nothing was
             # committed that a retry with the same Idempotency-Key would not find
@@ -177,3 +176,9 @@ def install(app: FastAPI) -> None:
             "the server failed to handle the request",
             request,
         )
+
+    # Driver and network errors by class, so they are answered like any handled error (a
+    # handler for Exception itself runs last, and the server then re-raises the error).
+    for kind in TRANSIENT_KINDS:
+        app.add_exception_handler(kind, _unavailable_or_crash)
+    app.add_exception_handler(Exception, _unavailable_or_crash)
