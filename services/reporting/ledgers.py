@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 from openpyxl import Workbook  # type: ignore[import-untyped]
 from pydantic import BaseModel, Field
 
+from shared.exports import csv_row, xlsx_row
+
 Cell = str | int | float | None
 LedgerName = Literal["key-persons", "screening", "crossings"]
 
@@ -272,7 +274,7 @@ def to_csv(ledger: Ledger) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(ledger.headers)
-    writer.writerows(["" if c is None else c for c in row] for row in ledger.rows)
+    writer.writerows(csv_row(row) for row in ledger.rows)
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -282,7 +284,7 @@ def to_xlsx(ledger: Ledger) -> bytes:
     sheet = book.create_sheet(title=ledger.title)
     sheet.append(list(ledger.headers))
     for row in ledger.rows:
-        sheet.append(list(row))
+        sheet.append(xlsx_row(sheet, row))
     with tempfile.TemporaryFile() as tmp:
         book.save(tmp)
         tmp.seek(0)

@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from shared.exports import csv_row
+
 HEADERS: Final = (
     "时间",
     "方向",
@@ -85,5 +87,5 @@ def to_csv(crossings: Iterable[Mapping[str, Any]], zone: ZoneInfo) -> str:
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(HEADERS)
-    writer.writerows(row(c, zone) for c in crossings)
+    writer.writerows(csv_row(row(c, zone)) for c in crossings)
     return out.getvalue()
