@@ -21,6 +21,7 @@ from shared.problems import Problem
 from shared.settings import ServiceSettings
 
 ALL_NODES = "*"
+CLOCK_SKEW_SECONDS = 60  # between the token issuer's clock and ours
 
 
 class Role(StrEnum):
@@ -76,13 +77,21 @@ class TokenVerifier:
             raise Problem(401, "token expired", slug="token-expired") from exc
         except jwt.PyJWTError as exc:
             raise Problem(401, f"invalid token: {exc}", slug="invalid-token") from exc
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not sub.strip() or len(sub) > 200 or not sub.isprintable():
+            raise Problem(401, "invalid token: sub must name the caller", slug="invalid-token")
+        lifetime = self.settings.jwt_max_lifetime_seconds
+        if claims["exp"] - time.time() > lifetime + CLOCK_SKEW_SECONDS:
+            raise Problem(
+                401, f"invalid token: lives longer than {lifetime} s", slug="invalid-token"
+            )
         roles = claims.get("roles", [])
         scope = claims.get("scope", [])
         if isinstance(scope, str):
             scope = scope.split()
         known = {r.value for r in Role}
         return Principal(
-            sub=str(claims["sub"]),
+            sub=sub,
             roles=frozenset(Role(r) for r in roles if r in known),
             scope=tuple(str(s) for s in scope),
             party_id=claims.get("party_id"),

@@ -61,6 +61,12 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = Field("grid-epi", validation_alias=_system("JWT_ISSUER"))
     jwt_audience: str = Field("grid-epi", validation_alias=_system("JWT_AUDIENCE"))
     jwks_url: str | None = Field(None, validation_alias=_system("JWKS_URL"))
+    jwt_max_lifetime_seconds: int = Field(
+        86400,
+        gt=0,
+        validation_alias=_system("JWT_MAX_LIFETIME_SECONDS"),
+        description="a token whose exp lies further ahead is refused",
+    )
     id_hmac_key: str = Field(DEV_HMAC_KEY, validation_alias=_system("ID_HMAC_KEY"))
     log_level: str = Field("INFO", validation_alias=_system("LOG_LEVEL"))
     replica_id: str = Field(
