@@ -152,6 +152,16 @@ def self_healing(op: Any) -> None:
         op.execute(sql)
 
 
+def self_healing_down(op: Any) -> None:
+    for table in ("rebuild_runs", "dead_letter_retries", "relay_leases"):
+        op.execute(f"DROP TABLE IF EXISTS {table}")
+    op.execute("DROP INDEX IF EXISTS consumer_streams_held_idx")
+    op.execute("ALTER TABLE consumer_streams DROP COLUMN IF EXISTS held_from")
+    op.execute("DROP INDEX IF EXISTS dead_letters_open_idx")
+    for column in ("reason", "resolved_at", "retry_requested_at"):
+        op.execute(f"ALTER TABLE dead_letters DROP COLUMN IF EXISTS {column}")
+
+
 def statements(ddl: str = KERNEL_DDL) -> list[str]:
     """One statement per item, for drivers that prepare each statement."""
     return [s.strip() for s in ddl.split(";") if s.strip()]

@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from shared.eventstore import COLUMNS
+from shared.kafka import relay_producer
 from shared.metrics import RELAY_LAG, RELAY_PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -160,15 +161,15 @@ class Lease:
         if self.remaining() < self.seconds / 3:
             await self.renew(conn)
 
-    async def advance(self, conn: Any, last: asyncpg.Record, published: int) -> None:
+    async def advance(self, conn: Any, last: Position, published: int) -> None:
+        """Store `last` as the checkpoint (`published` more events) for this epoch only."""
         if self.epoch is None:
             raise LeaseLost(self.relay)
         asked_at = self._now()
         remaining = await conn.fetchval(
             ADVANCE,
             self.relay,
-            last["tx_id"],
-            last["position"],
+            *last,
             published,
             self.holder,
             self.epoch,
@@ -219,7 +220,7 @@ class OutboxRelay:
 
     Without a lease (tests, benchmarks) it publishes through the producer it is given and
     stores the checkpoint unconditionally; `FencedRelay` gives it a lease and a transactional
-    producer.
+    producer, and each batch is then one Kafka transaction.
     """
 
     fetch_sql = FETCH_VISIBLE
@@ -245,9 +246,7 @@ class OutboxRelay:
         self._partitions: list[int] = []
         self._partition_of: dict[str, int] = {}  # stream -> partition, as the producer would
         self._epoch = str(lease.epoch if lease and lease.epoch is not None else 0).encode()
-        self._transactional = getattr(producer, "_txn_manager", None) is not None and (
-            producer._txn_manager.transactional_id is not None
-        )
+        self._transactional = lease is not None  # a leased relay's producer is transactional
 
     async def checkpoint(self, conn: Any) -> Position:
         if self._checkpoint is not None:
@@ -291,7 +290,7 @@ class OutboxRelay:
     async def record(self, conn: Any, rows: list[asyncpg.Record]) -> None:
         last = rows[-1]
         if self.lease is not None:
-            await self.lease.advance(conn, last, len(rows))
+            await self.lease.advance(conn, (last["tx_id"], last["position"]), len(rows))
         else:
             await conn.execute(
                 """
@@ -461,8 +460,6 @@ class RelayConfig:
 
 
 def transactional_producer(config: RelayConfig) -> AIOKafkaProducer:
-    from shared.kafka import relay_producer
-
     return relay_producer(
         config.bootstrap,
         transactional_id=f"grid-relay:{config.name}",
@@ -552,8 +549,7 @@ class FencedRelay:
                 *stored,
                 *in_kafka,
             )
-            row = await conn.fetchrow("SELECT $1::xid8 AS tx_id, $2::bigint AS position", *in_kafka)
-            await self.lease.advance(conn, row, int(missed))
+            await self.lease.advance(conn, in_kafka, int(missed))
         log.warning(
             "relay %s: Kafka already held %s events past the stored checkpoint; not publishing"
             " them again",

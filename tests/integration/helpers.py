@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 
 from shared.envelope import Envelope, utc_now
 from shared.eventstore import (
@@ -43,33 +44,41 @@ async def append_next(pool: Any, stream_id: str, ctx: CommandContext | None = No
                 await asyncio.sleep(0)
 
 
-async def read_topic(
+async def read_records(
     bootstrap: str, topic: str, expected: int, timeout: float = 30
-) -> list[Envelope]:
-    """Every message on the topic, once at least `expected` have arrived."""
+) -> list[ConsumerRecord[Any, Any]]:
+    """Every record a read-committed reader sees, once at least `expected` have arrived."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        isolation_level="read_committed",
     )
     await consumer.start()
-    out: list[Envelope] = []
+    out: list[ConsumerRecord[Any, Any]] = []
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while len(out) < expected and loop.time() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                out.extend(Envelope.from_json(r.value) for r in records)
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                out.extend(records)
         # anything else already on the topic (duplicates) arrives without waiting long
         while batches := await consumer.getmany(timeout_ms=300):
             for records in batches.values():
-                out.extend(Envelope.from_json(r.value) for r in records)
+                out.extend(records)
     finally:
         await consumer.stop()
     return out
+
+
+async def read_topic(
+    bootstrap: str, topic: str, expected: int, timeout: float = 30
+) -> list[Envelope]:
+    """Every envelope on the topic, once at least `expected` have arrived."""
+    records = await read_records(bootstrap, topic, expected, timeout)
+    return [Envelope.from_json(r.value) for r in records]
 
 
 async def publish_all(relay: Any, expected: int, timeout: float = 30) -> int:

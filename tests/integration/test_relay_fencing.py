@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from shared.relay import (
     EPOCH_HEADER,
@@ -21,33 +21,7 @@ from shared.relay import (
 )
 from shared.supervisor import Backoff, Supervisor
 from shared.testing import Infra, eventually, unique
-from tests.integration.helpers import append_next
-
-
-async def committed_records(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    """Every record a read-committed reader sees, once at least `expected` have arrived."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while len(out) < expected and loop.time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                out.extend(records)
-        while batches := await consumer.getmany(timeout_ms=500):
-            for records in batches.values():
-                out.extend(records)
-    finally:
-        await consumer.stop()
-    return out
+from tests.integration.helpers import append_next, read_records
 
 
 def header(record: Any, name: str) -> str:
@@ -110,7 +84,7 @@ async def test_two_replicas_publish_each_event_once_through_one_holder(
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-    records = await committed_records(infra.kafka_bootstrap, topic, 60)
+    records = await read_records(infra.kafka_bootstrap, topic, 60)
     assert_each_event_once(records, 60)
     assert len({header(r, EPOCH_HEADER) for r in records}) == 1, "one holder published"
     assert await checkpoint_published(pool, name) == 60
@@ -158,7 +132,7 @@ async def test_relays_survive_their_sessions_dying_and_never_publish_twice(
     finally:
         for task in list(supervisor.tasks):
             await supervisor.stop(task)
-    records = await committed_records(infra.kafka_bootstrap, topic, written)
+    records = await read_records(infra.kafka_bootstrap, topic, written)
     assert_each_event_once(records, written)
     assert await checkpoint_published(pool, name) == written
 
@@ -225,7 +199,7 @@ async def test_a_frozen_holder_is_fenced_and_the_standby_takes_over_within_the_l
         thawed.set()
         await asyncio.gather(holding, standing_by, return_exceptions=True)
     assert took_over < holder_cfg.lease_seconds + 5
-    records = await committed_records(infra.kafka_bootstrap, topic, 40)
+    records = await read_records(infra.kafka_bootstrap, topic, 40)
     assert_each_event_once(records, 40)
     assert len({header(r, EPOCH_HEADER) for r in records}) == 2
     assert await checkpoint_published(pool, name) == 40
@@ -261,6 +235,6 @@ async def test_a_batch_in_kafka_whose_checkpoint_was_never_stored_is_not_publish
     finally:
         stop.set()
         await successor
-    records = await committed_records(infra.kafka_bootstrap, topic, 20)
+    records = await read_records(infra.kafka_bootstrap, topic, 20)
     assert_each_event_once(records, 20)
     assert await checkpoint_published(pool, name) == 20

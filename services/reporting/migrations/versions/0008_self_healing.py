@@ -7,7 +7,7 @@ A schema created from the current kernel already has them.
 
 from alembic import op
 
-from shared.kernel_schema import self_healing
+from shared.kernel_schema import self_healing, self_healing_down
 
 revision = "0008"
 down_revision = "0007"
@@ -18,8 +18,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("rebuild_runs", "dead_letter_retries", "relay_leases"):
-        op.execute(f"DROP TABLE IF EXISTS {table}")
-    op.execute("ALTER TABLE consumer_streams DROP COLUMN IF EXISTS held_from")
-    for column in ("reason", "resolved_at", "retry_requested_at"):
-        op.execute(f"ALTER TABLE dead_letters DROP COLUMN IF EXISTS {column}")
+    self_healing_down(op)
