@@ -23,8 +23,10 @@ from shared.dead_letters import (
     list_retries,
     request_retry,
 )
+from shared.eventstore import CommandContext
 from shared.lag import LagReport
 from shared.problems import Problem
+from shared.requests import answer_once, json_answer
 
 router = APIRouter(tags=["ops"])
 
@@ -172,17 +174,20 @@ async def retry_dead_letter(
     dead_letter_id: DeadLetterId,
     body: Annotated[RetryBody, Body()],
     request: Request,
-    response: Response,
     principal: Annotated[Principal, Depends(operator)],
-) -> DeadLetter:
-    async with request.app.state.pool.acquire() as conn:
-        try:
-            asked = await request_retry(
-                conn, dead_letter_id, requested_by=principal.sub, reason=body.reason
-            )
-        except AlreadyResolved as exc:
-            raise Problem(409, str(exc), slug="already-resolved") from exc
-    if asked is None:
-        raise Problem(404, f"dead letter {dead_letter_id} is not known")
-    response.headers["Location"] = f"/v1/admin/dead-letters/{dead_letter_id}"
-    return asked
+) -> Response:
+    async def ask(_: CommandContext) -> Response:
+        async with request.app.state.pool.acquire() as conn:
+            try:
+                asked = await request_retry(
+                    conn, dead_letter_id, requested_by=principal.sub, reason=body.reason
+                )
+            except AlreadyResolved as exc:
+                raise Problem(409, str(exc), slug="already-resolved") from exc
+        if asked is None:
+            raise Problem(404, f"dead letter {dead_letter_id} is not known")
+        location = f"/v1/admin/dead-letters/{dead_letter_id}"
+        return json_answer(asked, 202, {"Location": location})
+
+    # a retry with the same Idempotency-Key does not ask twice
+    return await answer_once(request, principal, ask)

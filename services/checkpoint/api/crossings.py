@@ -39,11 +39,12 @@ from services.checkpoint.handlers.crossings import (
 )
 from shared.auth import Principal, Role, check_scope
 from shared.errors import DomainError
+from shared.eventstore import CommandContext
 from shared.identity import china_today, hmac_key
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, new_id
+from shared.requests import answer_once, command_context, etag, new_id
 
 crossings = APIRouter(prefix="/v1/crossings", tags=["crossings"])
 ledgers = APIRouter(prefix="/v1/checkpoints", tags=["crossings"])
@@ -193,9 +194,9 @@ async def record_batch(body: CrossingBatch, request: Request, principal: Recorde
             )
         except DomainError as exc:
             results.append(handlers.refused(index, item_id, exc))
-    ctx = command_context(request, principal)
-    results.extend(
-        await handlers.record_crossings(
+
+    async def record(ctx: CommandContext) -> Response:
+        recorded = await handlers.record_crossings(
             pool(request),
             ready,
             _caller(principal),
@@ -203,9 +204,10 @@ async def record_batch(body: CrossingBatch, request: Request, principal: Recorde
             _clock(request),
             settings(request).crossing_batch_chunk,
         )
-    )
-    results.sort(key=lambda r: r.index)
-    return Response(batch_json(len(body.items), results), media_type="application/json")
+        outcomes = sorted(results + recorded, key=lambda r: r.index)
+        return Response(batch_json(len(body.items), outcomes), media_type="application/json")
+
+    return await answer_once(request, principal, record)
 
 
 def batch_json(received: int, results: list[ItemOutcome]) -> bytes:

@@ -46,7 +46,14 @@ from shared.eventstore import CommandContext
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version, new_id
+from shared.requests import (
+    answer_once,
+    command_context,
+    etag,
+    expected_version,
+    json_answer,
+    new_id,
+)
 
 EVERYONE = tuple(Role)
 DECLARERS = (Role.ADMIN, Role.COMMAND)
@@ -391,7 +398,7 @@ async def batch_inquiries(
     body: InquiryBatch,
     request: Request,
     principal: Annotated[Principal, Depends(require(*INQUIRERS))],
-) -> BatchOut:
+) -> Response:
     early: list[ItemResult] = []
     inputs: list[InquiryInput] = []
     for index, raw in enumerate(body.items):
@@ -416,17 +423,19 @@ async def batch_inquiries(
                 item.occurred_at,
             )
         )
-    ctx = command_context(request, principal)
-    results = await handlers.inquire(
-        pool_of(request),
-        inputs,
-        zone=request.app.state.settings.zone,
-        scope=scope_of(principal),
-        # per-item client ids make the batch idempotent; chunks commit under no command id
-        ctx=CommandContext(actor=ctx.actor, correlation_id=ctx.correlation_id),
-        chunk_size=setting(request, "inquiry_batch_chunk", 500),
-    )
-    return batch_out(early + results)
+
+    async def record(ctx: CommandContext) -> Response:
+        results = await handlers.inquire(
+            pool_of(request),
+            inputs,
+            zone=request.app.state.settings.zone,
+            scope=scope_of(principal),
+            ctx=ctx,
+            chunk_size=setting(request, "inquiry_batch_chunk", 500),
+        )
+        return json_answer(batch_out(early + results))
+
+    return await answer_once(request, principal, record)
 
 
 @inquiries.get("/{inquiry_id}", response_model=InquiryOut, summary="An inquiry as recorded")

@@ -44,7 +44,14 @@ from shared.errors import DomainError
 from shared.eventstore import CommandContext
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version, new_id
+from shared.requests import (
+    answer_once,
+    command_context,
+    etag,
+    expected_version,
+    json_answer,
+    new_id,
+)
 
 MEDICS = (Role.ADMIN, Role.MEDIC)
 READERS = (
@@ -194,7 +201,7 @@ async def collect_sample(
         " twice."
     ),
 )
-async def batch_samples(body: SampleBatch, request: Request, principal: Medic) -> BatchOut:
+async def batch_samples(body: SampleBatch, request: Request, principal: Medic) -> Response:
     early: list[ItemResult] = []
     inputs: list[SampleInput] = []
     for index, raw in enumerate(body.items):
@@ -208,16 +215,19 @@ async def batch_samples(body: SampleBatch, request: Request, principal: Medic) -
             early.append(ItemResult.refused(index, item.id, exc))
             continue
         inputs.append(SampleInput(index, item.id, item.person_id, item.round_id, item.occurred_at))
-    ctx = command_context(request, principal)
-    results = await handlers.collect(
-        pool_of(request),
-        inputs,
-        zone=request.app.state.settings.zone,
-        scope=scope_of(principal),
-        ctx=CommandContext(actor=ctx.actor, correlation_id=ctx.correlation_id),
-        chunk_size=setting(request, "sample_batch_chunk", 500),
-    )
-    return batch_out(early + results)
+
+    async def record(ctx: CommandContext) -> Response:
+        results = await handlers.collect(
+            pool_of(request),
+            inputs,
+            zone=request.app.state.settings.zone,
+            scope=scope_of(principal),
+            ctx=ctx,
+            chunk_size=setting(request, "sample_batch_chunk", 500),
+        )
+        return json_answer(batch_out(early + results))
+
+    return await answer_once(request, principal, record)
 
 
 @samples.get("/{sample_id}", response_model=SampleOut, summary="A sample and its result")

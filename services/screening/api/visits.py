@@ -28,10 +28,18 @@ from services.screening.handlers import visits as handlers
 from services.screening.handlers.visits import Refused
 from shared.auth import Principal, Role, check_scope, require
 from shared.envelope import utc_now
+from shared.eventstore import CommandContext
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version, new_id
+from shared.requests import (
+    answer_once,
+    command_context,
+    etag,
+    expected_version,
+    json_answer,
+    new_id,
+)
 
 FIELD_WORKERS = (Role.ADMIN, Role.GRID_WORKER)
 AUDITORS = (Role.ADMIN, Role.AUDITOR)
@@ -241,27 +249,33 @@ def _parse_item(index: int, raw: Any, visitor: str) -> tuple[int, RecordVisit] |
 )
 async def record_visit_batch(
     body: VisitBatch, request: Request, principal: FieldWorker
-) -> BatchOut:
+) -> Response:
     items = [_parse_item(i, raw, principal.sub) for i, raw in enumerate(body.items)]
     settings = _settings(request)
-    outcomes = await handlers.record_visit_batch(
-        _pool(request),
-        items,
-        None if principal.everywhere else principal.scope,
-        command_context(request, principal),
-        clock(request),
-        _skew(request),
-        settings.timezone,
-        settings.visit_batch_chunk,
-    )
-    results = [ItemResult(**o.__dict__) for o in outcomes]
-    return BatchOut(
-        received=len(results),
-        created=sum(1 for r in results if r.status == "created"),
-        unchanged=sum(1 for r in results if r.status == "unchanged"),
-        errors=sum(1 for r in results if r.status == "error"),
-        results=results,
-    )
+
+    async def record(ctx: CommandContext) -> Response:
+        outcomes = await handlers.record_visit_batch(
+            _pool(request),
+            items,
+            None if principal.everywhere else principal.scope,
+            ctx,
+            clock(request),
+            _skew(request),
+            settings.timezone,
+            settings.visit_batch_chunk,
+        )
+        results = [ItemResult(**o.__dict__) for o in outcomes]
+        return json_answer(
+            BatchOut(
+                received=len(results),
+                created=sum(1 for r in results if r.status == "created"),
+                unchanged=sum(1 for r in results if r.status == "unchanged"),
+                errors=sum(1 for r in results if r.status == "error"),
+                results=results,
+            )
+        )
+
+    return await answer_once(request, principal, record)
 
 
 @visits.get("/{visit_id}", response_model=VisitOut, summary="A visit, its audit verdict, voided")
