@@ -48,6 +48,9 @@ async def earlier_anchor(services: Services, seed: int) -> date | None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    # it signs its callers' tokens with the services' key: the development one unless the
+    # environment holds real keys (then development mode only adds the warning)
+    os.environ.setdefault("GRID_DEV_MODE", "1")
     scale, zone = SCALES[args.scale], ServiceSettings().zone
     services = Services.at(args.registry, args.screening, args.checkpoint, args.reporting)
     try:
@@ -80,9 +83,6 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    # it signs its callers' tokens with the services' key: the development one unless the
-    # environment holds real keys (then development mode only adds the warning)
-    os.environ.setdefault("GRID_DEV_MODE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(main(parse()))
