@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from shared.kafka import KafkaCluster, ensure_topics, kafka_admin, kafka_consumer, relay_producer
 from shared.lag import Watermarks, partitions_of
 from shared.settings import ServiceSettings
-from shared.testing import ROOT, unique
+from shared.testing import ROOT, eventually, unique
 
 INFRA_SH = ROOT / "deploy" / "local" / "infra.sh"
 
@@ -120,9 +120,15 @@ async def test_the_services_clients_create_publish_and_read_with_credentials(
 
     assert [tp.partition for tp in await partitions_of(cluster, [topic])] == [0, 1]
     watermarks = Watermarks(cluster)
-    ends = await watermarks.of([topic])
-    await watermarks.close()
-    assert sum(ends.values()) >= 10  # records and the transaction's commit markers
+
+    async def committed() -> bool:
+        # read committed: the ends move once the commit markers are written, just after
+        return sum((await watermarks.of([topic])).values()) >= 10
+
+    try:
+        await eventually(committed, timeout=30, message="the transaction's records are visible")
+    finally:
+        await watermarks.close()
 
     consumer = kafka_consumer(
         cluster, topic, group_id=unique("sasl"), auto_offset_reset="earliest",
