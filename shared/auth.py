@@ -52,11 +52,31 @@ class Principal(BaseModel):
 
 
 class TokenVerifier:
-    """HS256 with a shared secret in development; RS256/ES256 against a JWKS in production."""
+    """RS256/ES256 against the identity provider's JWKS in production; HS256 with shared keys
+    in development.
+
+    Either way a token names its key in the `kid` header, so keys rotate without a flag day:
+    a new key is published (in the JWKS, or in `GRID_JWT_VERIFY_KEYS`) before anything signs
+    with it, and the old one is withdrawn once its last tokens have expired. An unknown `kid`
+    is a 401. An HS256 token without a `kid` is checked against the signing key alone.
+    """
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.jwks = jwt.PyJWKClient(settings.jwks_url) if settings.jwks_url else None
+        self.jwks = (
+            jwt.PyJWKClient(settings.jwks_url, lifespan=settings.jwks_cache_seconds)
+            if settings.jwks_url
+            else None
+        )
+        self.keys = settings.jwt_keys
+
+    def _hs256_key(self, token: str) -> str:
+        key_id = jwt.get_unverified_header(token).get("kid")
+        if key_id is None:
+            return self.settings.jwt_secret
+        if not isinstance(key_id, str) or key_id not in self.keys:
+            raise jwt.InvalidKeyError(f"unknown key id {str(key_id)[:64]!r}")
+        return self.keys[key_id]
 
     def verify(self, token: str) -> Principal:
         try:
@@ -64,7 +84,7 @@ class TokenVerifier:
                 key: Any = self.jwks.get_signing_key_from_jwt(token).key
                 algorithms = ["RS256", "ES256"]
             else:
-                key, algorithms = self.settings.jwt_secret, ["HS256"]
+                key, algorithms = self._hs256_key(token), ["HS256"]
             claims = jwt.decode(
                 token,
                 key,
@@ -107,7 +127,8 @@ def issue_token(
     party_id: str | None = None,
     ttl_seconds: int = 12 * 3600,
 ) -> str:
-    """A signed development token (the shared secret must never be the production path)."""
+    """A development token, HS256 under the current key (`GRID_JWT_KEY_ID`): production
+    tokens come from the identity provider and are verified against its JWKS."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": sub,
@@ -120,7 +141,9 @@ def issue_token(
     }
     if party_id:
         claims["party_id"] = party_id
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    return jwt.encode(
+        claims, settings.jwt_secret, algorithm="HS256", headers={"kid": settings.jwt_key_id}
+    )
 
 
 async def current_principal(request: Request) -> Principal:
