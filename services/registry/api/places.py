@@ -134,11 +134,13 @@ async def _list(
             depth=depth,
             kind=kind,
             include_retired=include_retired,
-            after=decode_cursor(cursor).get("after"),
+            after=decode_cursor(request, cursor).get("after"),
             limit=limit + 1,
             scope=None,
         )
-    page = page_of([NodeOut(**n.__dict__) for n in found], limit, lambda n: {"after": n.id})
+    page = page_of(
+        request, [NodeOut(**n.__dict__) for n in found], limit, lambda n: {"after": n.id}
+    )
     return page
 
 
