@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import problems
 from shared.auth import TokenVerifier
+from shared.input_limits import refuse_control_characters
 from shared.logs import correlation_id
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.settings import ServiceSettings
@@ -106,6 +107,7 @@ def build_app(
     )
     app.state.verifier = TokenVerifier(settings)
     problems.install(app)
+    app.router.dependencies.append(Depends(refuse_control_characters))  # before any route
     service = settings.service
 
     @app.middleware("http")

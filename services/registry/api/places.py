@@ -18,6 +18,7 @@ from shared.requests import command_context, etag, expected_version, new_id
 READERS = tuple(Role)
 WRITERS = (Role.ADMIN, Role.REGISTRAR)
 covers = ltree_covers("nodes")
+MAX_DEPTH = 100  # far deeper than any tree of places
 
 nodes = APIRouter(prefix="/v1/nodes", tags=["places"])
 
@@ -107,7 +108,7 @@ async def list_nodes(
     under: Annotated[str, Query(description="node id; only places strictly under it")],
     kind: Annotated[str | None, Query(description="only this kind")] = None,
     level: Annotated[
-        int | None, Query(ge=1, description="levels below `under` (1=children)")
+        int | None, Query(ge=1, le=MAX_DEPTH, description="levels below `under` (1=children)")
     ] = None,
     include_retired: bool = False,
     limit: Limit = 100,
