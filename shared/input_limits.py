@@ -39,6 +39,13 @@ FREE_TEXT: Final = frozenset({"notes", "reason", "goal", "discrepancies"})
 _REFUSED: Final = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _REFUSED_IN_FREE_TEXT: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _JSON_TYPES: Final = ("application/json", "+json")
+# JSON text holds a refused character only as an escape (\u0000-\u001f, \u007f, a
+# surrogate, \b \f \n \r \t), a raw DEL or the bytes of a surrogate (json.loads decodes
+# with surrogatepass); a raw control character inside a string is a syntax error. A body
+# with none of them is not walked.
+_MAY_HOLD_REFUSED: Final = re.compile(
+    rb"\\(?:u(?:00[01]|007[fF]|[dD][89a-fA-F])|[bfnrt])|\x7f|\xed[\xa0-\xbf]"
+)
 
 
 def refusal(text: str, *, free_text: bool = False) -> str | None:
@@ -94,7 +101,7 @@ async def refuse_control_characters(request: Request) -> None:
     parameters have their names, and reads the JSON body FastAPI has already parsed."""
     body = None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type.endswith(_JSON_TYPES) and await request.body():
+    if content_type.endswith(_JSON_TYPES) and _MAY_HOLD_REFUSED.search(await request.body()):
         try:
             body = await request.json()
         except ValueError:
