@@ -292,7 +292,7 @@ async def gate_ledger(
     day = day or today(request)
     if format == "csv":
         return await _whole_day(request, checkpoint_id, day)
-    position = decode_cursor(cursor)
+    position = decode_cursor(request, cursor)
     after = None
     if position:
         try:
@@ -302,6 +302,7 @@ async def gate_ledger(
     async with pool(request).acquire() as conn:
         rows = await handlers.ledger(conn, checkpoint_id, day, limit + 1, after)
     return page_of(
+        request,
         [_out(r) for r in rows],
         limit,
         lambda c: {"t": c.occurred_at.isoformat(), "id": c.id},

@@ -18,6 +18,21 @@ _POLICY_EXAMPLE: JsonDict = {
     "risk_area_arrivals": "refer",
 }
 
+MAX_TEST_REPORT_HOURS = 30 * 24
+
+
+class PolicyIn(CheckpointPolicy):
+    """A policy as a request sets it: the report age is bounded (a larger one overflowed the
+    time arithmetic of every crossing judged by it)."""
+
+    test_report_max_hours: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TEST_REPORT_HOURS,
+        description="a negative nucleic-acid report no older than this is required",
+    )
+
+
 # -- checkpoints -----------------------------------------------------------------------------
 
 
@@ -50,7 +65,7 @@ class CheckpointCreate(BaseModel):
     node_id: str = Field(min_length=1, max_length=100, description="the place the gate guards")
     name: str = Field(min_length=1, max_length=100)
     level: CheckpointLevel
-    policy: CheckpointPolicy = Field(default_factory=CheckpointPolicy)
+    policy: PolicyIn = Field(default_factory=PolicyIn)
     opened_at: AwareDatetime | None = Field(
         None,
         description="when the gate opened (default now); crossings before it are refused, "
@@ -66,7 +81,7 @@ class PolicyChange(BaseModel):
         },
     )
 
-    policy: CheckpointPolicy
+    policy: PolicyIn
     effective_from: AwareDatetime | None = Field(
         None,
         description="crossings from this moment on are judged by the policy (default now); "

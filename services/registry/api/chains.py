@@ -108,12 +108,14 @@ async def list_templates(
     request: Request, principal: Reader, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[ChainTemplateOut]:
     async with _pool(request).acquire() as conn:
-        found = await handlers.list_templates(conn, decode_cursor(cursor).get("after"), limit + 1)
+        found = await handlers.list_templates(
+            conn, decode_cursor(request, cursor).get("after"), limit + 1
+        )
     items = [
         ChainTemplateOut(id=t.id, name=t.name, tiers=list(t.tiers), version=t.version)
         for t in found
     ]
-    return page_of(items, limit, lambda t: {"after": t.id})
+    return page_of(request, items, limit, lambda t: {"after": t.id})
 
 
 @templates.get("/{template_id}", response_model=ChainTemplateOut, summary="A chain template")
@@ -321,11 +323,11 @@ async def list_assignments(
             instance_id=instance_id,
             party_id=party_id,
             target_id=target_id,
-            after=decode_cursor(cursor).get("after"),
+            after=decode_cursor(request, cursor).get("after"),
             limit=limit + 1,
             scope=_scope_filter(principal),
         )
-    return page_of([_as_out(a) for a in found], limit, lambda a: {"after": a.id})
+    return page_of(request, [_as_out(a) for a in found], limit, lambda a: {"after": a.id})
 
 
 async def _assignment_in_scope(

@@ -374,7 +374,7 @@ async def access_log(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[AccessLogEntry]:
-    after = decode_cursor(cursor).get("after")
+    after = decode_cursor(request, cursor).get("after")
     scope = None if principal.everywhere else list(principal.scope)
     async with _pool(request).acquire() as conn:
         rows = await conn.fetch(
@@ -409,4 +409,4 @@ async def access_log(
         )
         for r in rows
     ]
-    return page_of(entries, limit, lambda e: {"after": e.id})
+    return page_of(request, entries, limit, lambda e: {"after": e.id})

@@ -18,6 +18,7 @@ from shared.requests import command_context, etag, expected_version, new_id
 READERS = tuple(Role)
 WRITERS = (Role.ADMIN, Role.REGISTRAR)
 covers = ltree_covers("nodes")
+MAX_DEPTH = 100  # far deeper than any tree of places
 
 nodes = APIRouter(prefix="/v1/nodes", tags=["places"])
 
@@ -107,7 +108,7 @@ async def list_nodes(
     under: Annotated[str, Query(description="node id; only places strictly under it")],
     kind: Annotated[str | None, Query(description="only this kind")] = None,
     level: Annotated[
-        int | None, Query(ge=1, description="levels below `under` (1=children)")
+        int | None, Query(ge=1, le=MAX_DEPTH, description="levels below `under` (1=children)")
     ] = None,
     include_retired: bool = False,
     limit: Limit = 100,
@@ -134,11 +135,13 @@ async def _list(
             depth=depth,
             kind=kind,
             include_retired=include_retired,
-            after=decode_cursor(cursor).get("after"),
+            after=decode_cursor(request, cursor).get("after"),
             limit=limit + 1,
             scope=None,
         )
-    page = page_of([NodeOut(**n.__dict__) for n in found], limit, lambda n: {"after": n.id})
+    page = page_of(
+        request, [NodeOut(**n.__dict__) for n in found], limit, lambda n: {"after": n.id}
+    )
     return page
 
 

@@ -260,7 +260,7 @@ async def unsampled(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[UnsampledPerson]:
-    after = decode_cursor(cursor)
+    after = decode_cursor(request, cursor)
     position = (str(after.get("household_id", "")), str(after.get("person_id", "")))
     async with request.app.state.pool.acquire() as conn:
         rnd = await round_of(conn, round_id)
@@ -286,7 +286,7 @@ async def unsampled(
         )
     items = [UnsampledPerson(**dict(r)) for r in rows]
     return page_of(
-        items, limit, lambda p: {"household_id": p.household_id, "person_id": p.person_id}
+        request, items, limit, lambda p: {"household_id": p.household_id, "person_id": p.person_id}
     )
 
 

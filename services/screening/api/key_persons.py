@@ -260,10 +260,10 @@ async def list_risk_areas(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[RiskAreaOut]:
-    after = decode_cursor(cursor).get("after")
+    after = decode_cursor(request, cursor).get("after")
     async with pool_of(request).acquire() as conn:
         rows = await handlers.list_risk_areas(conn, active_on, after, limit)
-    return page_of([_area_out(r) for r in rows], limit, lambda a: {"after": a.id})
+    return page_of(request, [_area_out(r) for r in rows], limit, lambda a: {"after": a.id})
 
 
 @risk_areas.get("/{area_id}", response_model=RiskAreaOut, summary="A risk area")
@@ -489,7 +489,7 @@ async def list_key_persons(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[KeyPersonOut]:
-    after = decode_cursor(cursor).get("after")
+    after = decode_cursor(request, cursor).get("after")
     async with pool_of(request).acquire() as conn:
         if node_id is not None:
             if not await conn.fetchval(
@@ -511,7 +511,9 @@ async def list_key_persons(
             after=after,
             limit=limit,
         )
-    return page_of([_key_person_out(r) for r in rows], limit, lambda k: {"after": k.subject_id})
+    return page_of(
+        request, [_key_person_out(r) for r in rows], limit, lambda k: {"after": k.subject_id}
+    )
 
 
 @key_persons.get(

@@ -19,6 +19,7 @@ from services.screening.domain.reports import SubmitReport
 from services.screening.handlers import reports as handlers
 from services.screening.handlers.reports import Deadlines
 from shared.auth import Principal, Role, check_scope, require
+from shared.input_limits import INT4_MAX
 from shared.places import covers
 from shared.problems import Problem
 from shared.requests import command_context, etag, expected_version, new_id
@@ -137,7 +138,7 @@ async def get_report(
     principal: Reader,
     node_id: Annotated[str, Query(min_length=1)],
     day: date,
-    revision: Annotated[int | None, Query(ge=1)] = None,
+    revision: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None,
 ) -> DailyReportOut:
     kind = await _kind_in_scope(request, principal, node_id, in_body=False)
     return await _report_out(request, node_id, day, kind, response, revision)

@@ -325,7 +325,7 @@ async def list_household_visits(
         ):
             raise Problem(404, f"household {household_id} does not exist")
         await check_scope(principal, household_id, covers(conn))
-        position = decode_cursor(cursor)
+        position = decode_cursor(request, cursor)
         after = None
         if position:
             try:
@@ -339,6 +339,7 @@ async def list_household_visits(
                 ) from exc
         rows = await handlers.household_visits(conn, household_id, limit + 1, after)
     return page_of(
+        request,
         [VisitOut(**r) for r in rows],
         limit,
         lambda v: {"at": v.occurred_at.isoformat(), "id": v.id},

@@ -8,9 +8,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.screening.domain.reports import MAX_FIGURES, Standing
+from shared.input_limits import MAX_COUNT
 
 FigureName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-FigureValue = Annotated[int, Field(ge=0, strict=True)]
+FigureValue = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
 
 
 class DailyReportCreate(BaseModel):

@@ -28,7 +28,7 @@ class RoundCreate(BaseModel):
 
     id: str | None = Field(None, pattern=ID_PATTERN)
     node_id: str = Field(description="the place tested (应检尽检 over everyone living under it)")
-    number: int = Field(ge=1, description="第N轮, unique at the place")
+    number: int = Field(ge=1, le=10_000, description="第N轮, unique at the place")
     starts_on: date
     ends_on: date
 
