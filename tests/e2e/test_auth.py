@@ -24,7 +24,8 @@ WRITERS = frozenset({Role.ADMIN, Role.REGISTRAR})
 PII_READERS = frozenset({Role.ADMIN, Role.REGISTRAR, Role.GRID_WORKER, Role.MEDIC})
 LOOKUP = frozenset({Role.ADMIN, Role.REGISTRAR, Role.GRID_WORKER, Role.MEDIC, Role.INTEGRATOR})
 AUDITORS = frozenset({Role.ADMIN, Role.AUDITOR})
-DOOR_LISTS = EVERYONE - {Role.GATEKEEPER}
+FIELD_READERS = EVERYONE - {Role.REGISTRAR, Role.GATEKEEPER}
+REPORT_READERS = FIELD_READERS - {Role.MEDIC}
 ADMIN = frozenset({Role.ADMIN})
 ZHANG = "11010519900101123" + resident_id_check_digit("11010519900101123")
 LI = "22010219851231456" + resident_id_check_digit("22010219851231456")
@@ -116,17 +117,17 @@ ACCESS = [
     Call("reporting", "GET", "/v1/nodes/{node_id}/trend", "/v1/nodes/root/trend", EVERYONE,
          params={"metric": "stock.persons", "from": "2020-01-27", "to": "2020-02-03"}),
     Call("reporting", "GET", "/v1/ledgers/{name}.{fmt}", "/v1/ledgers/key-persons.csv",
-         EVERYONE, params={"node_id": "root", "date": "2020-02-01"}),
+         FIELD_READERS, params={"node_id": "root", "date": "2020-02-01"}),
     Call("reporting", "GET", "/v1/daily-reports/completeness", "/v1/daily-reports/completeness",
-         EVERYONE, params={"node_id": "root", "level": "grid", "date": "2020-02-01"}),
-    Call("reporting", "GET", "/v1/blind-spots", "/v1/blind-spots", EVERYONE,
+         REPORT_READERS, params={"node_id": "root", "level": "grid", "date": "2020-02-01"}),
+    Call("reporting", "GET", "/v1/blind-spots", "/v1/blind-spots", FIELD_READERS,
          params={"node_id": "root", "chain": "inst-1", "date": "2020-02-01"}),
     Call("reporting", "GET", "/v1/testing-rounds/{round_id}/coverage",
-         "/v1/testing-rounds/round-1/coverage", EVERYONE, params={"node_id": "comm"}),
+         "/v1/testing-rounds/round-1/coverage", FIELD_READERS, params={"node_id": "comm"}),
     Call("reporting", "GET", "/v1/testing-rounds/{round_id}/children",
-         "/v1/testing-rounds/round-1/children", EVERYONE, params={"node_id": "root"}),
+         "/v1/testing-rounds/round-1/children", FIELD_READERS, params={"node_id": "root"}),
     Call("reporting", "GET", "/v1/testing-rounds/{round_id}/unsampled",
-         "/v1/testing-rounds/round-1/unsampled", DOOR_LISTS, params={"node_id": "comm"}),
+         "/v1/testing-rounds/round-1/unsampled", FIELD_READERS, params={"node_id": "comm"}),
     Call("reporting", "GET", "/v1/nodes/{node_id}/vaccination", "/v1/nodes/root/vaccination",
          EVERYONE, params={"date": "2020-02-01"}),
     Call("reporting", "GET", "/v1/chains/{template}/parties/{party_id}/summary",
