@@ -57,14 +57,12 @@ def _field_readers(about: str) -> Grant:
 
 GRANTS: Mapping[str, Grant] = {
     # registry
-    "places.read": _everyone("the place tree and its households (户)"),
-    "places.write": _grant(
-        "create, rename, move and retire places and households", ADMIN, REGISTRAR
-    ),
+    "places.read": _everyone("the place tree"),
+    "places.write": _grant("create, rename, move and retire places", ADMIN, REGISTRAR),
     "places.root": _grant("create a root place (one with no parent)", ADMIN, root=True),
-    "people.read": _everyone("persons, masked"),
+    "people.read": _everyone("households (户) and their persons, masked"),
     "people.write": _grant(
-        "register and change persons and vehicles, import rosters", ADMIN, REGISTRAR
+        "register households, persons and vehicles; import rosters", ADMIN, REGISTRAR
     ),
     "people.lookup": _grant(
         "find a person by document number", ADMIN, REGISTRAR, GRID_WORKER, MEDIC, INTEGRATOR
