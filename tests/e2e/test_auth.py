@@ -368,6 +368,8 @@ async def test_admitted(world: Stack, call: Call) -> None:
             r = await _call(world, call, _token(world, call, role, scope))
             assert r.status_code not in (401, 403) and not _refused(call, r), (
                 role.value, where, r.status_code, r.text)  # fmt: skip
+    if call.path == "/v1/admin/rebuild":
+        await _rebuild_finished(world)
 
 
 # -- the shared world -------------------------------------------------------------------------
@@ -458,6 +460,16 @@ async def _seed(s: Stack) -> None:
             'INSERT INTO dead_letters (id, consumer, topic, partition, "offset", error, payload)'
             " OVERRIDING SYSTEM VALUE VALUES (1, 'nobody', 'nowhere', 0, 0, 'boom', '{}')"
         )
+
+
+async def _rebuild_finished(s: Stack) -> None:
+    """A rebuild migrates a schema in a thread: it must end before another stack migrates."""
+
+    async def finished() -> bool:
+        r = await s.reporting.get("/v1/admin/rebuild/latest", headers=s.token("admin"))
+        return r.status_code == 404 or r.json()["phase"] in ("done", "failed")
+
+    await eventually(finished, timeout=120, message="the rebuild never finished")
 
 
 @pytest.fixture(scope="module")
