@@ -190,9 +190,9 @@ class Operation:
 
 
 def operations(app: FastAPI) -> Iterator[Operation]:
-    """Each operation of an app's OpenAPI document with the groups its dependencies name."""
+    """Each operation of an app (hidden from OpenAPI or not) with the groups it names."""
     for route in routing.iter_route_contexts(app.routes):
-        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+        if not isinstance(route.original_route, APIRoute):
             continue
         found: list[str] = []
         pending: list[Any] = [route.dependant]
