@@ -1,8 +1,9 @@
 """Bearer-JWT authentication and role/jurisdiction checks, deny by default (DESIGN.md §6).
 
 A token carries `sub`, `roles`, `scope` (node ids whose subtrees the caller may see; `*` is
-the whole system) and optionally `party_id`. Services check the role per endpoint with
-`require(...)`, and the jurisdiction of the node a request concerns with `check_scope`.
+the whole system) and optionally `party_id`. Services check the role per route with the role
+table (`shared/roles.py`), and the jurisdiction of the node a request concerns with
+`check_scope` (`check_root_scope` for what belongs to no node).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 import jwt
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -160,22 +161,13 @@ async def current_principal(request: Request) -> Principal:
     return verifier.verify(token.strip())
 
 
-def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits callers holding one of `roles`."""
-    allowed = frozenset(roles)
-
-    async def dependency(
-        principal: Annotated[Principal, Depends(current_principal)],
-    ) -> Principal:
-        if not principal.has_any(allowed):
-            raise Problem(
-                403,
-                f"role required: one of {sorted(r.value for r in allowed)}",
-                slug="forbidden-role",
-            )
-        return principal
-
-    return dependency
+def check_root_scope(principal: Principal, what: str) -> None:
+    """403 unless the token is scoped to the whole system (`*`): for what belongs to no node
+    (a root place, a global template, a party without a node) or answers for every node."""
+    if not principal.everywhere:
+        raise Problem(
+            403, f"{what}: needs a token scoped to the whole system (*)", slug="out-of-scope"
+        )
 
 
 async def check_scope(

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from shared.auth import Principal, Role, require
+from shared.auth import Principal
 from shared.dead_letters import (
     AlreadyResolved,
     DeadLetter,
@@ -27,29 +27,12 @@ from shared.eventstore import CommandContext
 from shared.lag import LagReport
 from shared.problems import Problem
 from shared.requests import answer_once, json_answer
+from shared.roles import allow
 
 router = APIRouter(tags=["ops"])
 
-OBSERVERS = (Role.ADMIN, Role.AUDITOR)
-
-
-def whole_system(principal: Principal) -> None:
-    """403 unless the token is scoped to the whole system (`*`)."""
-    if not principal.everywhere:
-        raise Problem(
-            403, "operational endpoints need a token scoped to the whole system (*)",
-            slug="out-of-scope",
-        )  # fmt: skip
-
-
-def observer(principal: Annotated[Principal, Depends(require(*OBSERVERS))]) -> Principal:
-    whole_system(principal)
-    return principal
-
-
-def operator(principal: Annotated[Principal, Depends(require(Role.ADMIN))]) -> Principal:
-    whole_system(principal)
-    return principal
+observer = allow("ops.observe")
+operator = allow("ops.operate")
 
 
 @router.get(

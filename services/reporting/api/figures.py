@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.reporting import figures, views
 from shared import places
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
 from shared.problems import Problem
+from shared.roles import allow
 
-READERS = tuple(Role)
 MAX_TREND_DAYS = 366
 # stocks always reported, 0 when nothing has been counted; other metrics appear when non-zero
 CORE_STOCKS = (
@@ -233,7 +233,7 @@ Day = Annotated[date | None, Query(description="YYYY-MM-DD; default today in the
 async def children_summary(
     node_id: str,
     request: Request,
-    principal: Annotated[Principal, Depends(require(*READERS))],
+    principal: Annotated[Principal, Depends(allow("figures.read"))],
     date: Day = None,
 ) -> ChildrenSummary:
     day = date or today(request)
@@ -259,7 +259,7 @@ async def children_summary(
 async def trend(
     node_id: str,
     request: Request,
-    principal: Annotated[Principal, Depends(require(*READERS))],
+    principal: Annotated[Principal, Depends(allow("figures.read"))],
     metric: Annotated[str, Query(min_length=1, examples=["visits.door"])],
     start: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")],
     end: Annotated[date, Query(alias="to", description="last day, YYYY-MM-DD")],

@@ -19,7 +19,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
 
 from services.screening.api.watch import (
-    READERS,
     Reader,
     batch_out,
     guarded,
@@ -43,16 +42,15 @@ from services.screening.domain import slots as slot_math
 from services.screening.handlers import care as handlers
 from services.screening.handlers import watch as watch_handlers
 from services.screening.handlers.care import Target, TaskInput
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
 from shared.envelope import utc_now
 from shared.eventstore import CommandContext
 from shared.places import covers
 from shared.problems import Problem
 from shared.requests import answer_once, command_context, etag, json_answer, new_id
+from shared.roles import allow
 
-CARERS = (Role.ADMIN, Role.MEDIC, Role.GRID_WORKER)
-Carer = Annotated[Principal, Depends(require(*CARERS))]
-assert set(CARERS) <= set(READERS)
+Carer = Annotated[Principal, Depends(allow("care.write"))]
 
 care_tasks = APIRouter(prefix="/v1/care-tasks", tags=["care"])
 place_plans = APIRouter(prefix="/v1/place-care-plans", tags=["care"])

@@ -39,7 +39,7 @@ from services.screening.commands.key_persons import (
 from services.screening.domain import key_persons as domain
 from services.screening.handlers import key_persons as handlers
 from services.screening.handlers.key_persons import InquiryInput, ItemResult, PersonFacts
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_root_scope, check_scope
 from shared.contracts.screening import KeyReason
 from shared.errors import DomainError
 from shared.eventstore import CommandContext
@@ -54,20 +54,8 @@ from shared.requests import (
     json_answer,
     new_id,
 )
+from shared.roles import allow
 
-EVERYONE = tuple(Role)
-DECLARERS = (Role.ADMIN, Role.COMMAND)
-RULE_MAKERS = (Role.ADMIN,)
-INQUIRERS = (Role.ADMIN, Role.GRID_WORKER, Role.MEDIC)
-KP_READERS = (
-    Role.ADMIN,
-    Role.GRID_WORKER,
-    Role.MEDIC,
-    Role.COMMAND,
-    Role.AUDITOR,
-    Role.INTEGRATOR,
-)
-KP_CLEARERS = (Role.ADMIN, Role.MEDIC)
 DEFAULT_CLOCK_SKEW = 300
 
 risk_areas = APIRouter(prefix="/v1/risk-areas", tags=["risk areas"])
@@ -91,15 +79,6 @@ def setting(request: Request, name: str, default: Any) -> Any:
 def scope_of(principal: Principal) -> tuple[str, ...] | None:
     """The caller's scope for queries: None when it is the whole system."""
     return None if principal.everywhere else principal.scope
-
-
-def system_wide(principal: Principal, what: str) -> None:
-    if not principal.everywhere:
-        raise Problem(
-            403,
-            f"{what} apply to the whole system: a token scoped to * is required",
-            slug="out-of-scope",
-        )
 
 
 def not_in_future(moment: datetime, request: Request, field: str = "occurred_at") -> datetime:
@@ -132,8 +111,7 @@ async def subject_in_scope(request: Request, principal: Principal, subject_id: s
             )
             if not known:
                 raise Problem(404, f"subject {subject_id} is unknown")
-            if not principal.everywhere:  # an h: subject placed nowhere yet
-                raise Problem(403, f"subject {subject_id} has no place", slug="out-of-scope")
+            check_root_scope(principal, f"subject {subject_id} has no place")  # an h: subject
             return
         await check_scope(principal, node, covers(conn))
 
@@ -209,9 +187,8 @@ async def declare_risk_area(
     body: RiskAreaCreate,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*DECLARERS))],
+    principal: Annotated[Principal, Depends(allow("risk_areas.write"))],
 ) -> RiskAreaOut:
-    system_wide(principal, "risk areas")
     ctx = command_context(request, principal)
     area_id = new_id("risk-area", body.id, ctx)
     await handlers.declare_risk_area(
@@ -236,9 +213,8 @@ async def lift_risk_area(
     body: RiskAreaLift,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*DECLARERS))],
+    principal: Annotated[Principal, Depends(allow("risk_areas.write"))],
 ) -> RiskAreaOut:
-    system_wide(principal, "risk areas")
     await handlers.lift_risk_area(
         pool_of(request),
         area_id,
@@ -255,7 +231,7 @@ async def lift_risk_area(
 )
 async def list_risk_areas(
     request: Request,
-    principal: Annotated[Principal, Depends(require(*EVERYONE))],
+    principal: Annotated[Principal, Depends(allow("risk_areas.read"))],
     active_on: Annotated[date | None, Query(description="only areas active that day")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
@@ -271,7 +247,7 @@ async def get_risk_area(
     area_id: str,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*EVERYONE))],
+    principal: Annotated[Principal, Depends(allow("risk_areas.read"))],
 ) -> RiskAreaOut:
     return await _area(request, area_id, response)
 
@@ -302,7 +278,7 @@ async def _rules(request: Request, response: Response) -> RulesOut:
 async def get_rules(
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*EVERYONE))],
+    principal: Annotated[Principal, Depends(allow("key_person_rules.read"))],
 ) -> RulesOut:
     return await _rules(request, response)
 
@@ -316,9 +292,8 @@ async def change_rules(
     body: RulesChange,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*RULE_MAKERS))],
+    principal: Annotated[Principal, Depends(allow("key_person_rules.write"))],
 ) -> RulesOut:
-    system_wide(principal, "key-person rules")
     await handlers.change_rules(
         pool_of(request),
         body.fever_threshold,
@@ -355,7 +330,7 @@ async def create_inquiry(
     body: InquiryCreate,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*INQUIRERS))],
+    principal: Annotated[Principal, Depends(allow("inquiries.write"))],
 ) -> InquiryOut:
     await person_in_scope(request, principal, body.person_id)
     ctx = command_context(request, principal)
@@ -397,7 +372,7 @@ async def create_inquiry(
 async def batch_inquiries(
     body: InquiryBatch,
     request: Request,
-    principal: Annotated[Principal, Depends(require(*INQUIRERS))],
+    principal: Annotated[Principal, Depends(allow("inquiries.write"))],
 ) -> Response:
     early: list[ItemResult] = []
     inputs: list[InquiryInput] = []
@@ -443,7 +418,7 @@ async def get_inquiry(
     inquiry_id: str,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*KP_READERS))],
+    principal: Annotated[Principal, Depends(allow("key_persons.read"))],
 ) -> InquiryOut:
     out = await _inquiry(request, inquiry_id, response)
     if out.household_id is not None:
@@ -482,7 +457,7 @@ async def _detail(request: Request, subject_id: str, response: Response) -> KeyP
 )
 async def list_key_persons(
     request: Request,
-    principal: Annotated[Principal, Depends(require(*KP_READERS))],
+    principal: Annotated[Principal, Depends(allow("key_persons.read"))],
     node_id: Annotated[str | None, Query(description="a place; default the whole scope")] = None,
     reason: Annotated[KeyReason | None, Query(description="only those flagged for it")] = None,
     include_cleared: Annotated[bool, Query(description="also those cleared")] = False,
@@ -525,7 +500,7 @@ async def get_key_person(
     subject_id: str,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*KP_READERS))],
+    principal: Annotated[Principal, Depends(allow("key_persons.read"))],
 ) -> KeyPersonDetail:
     await subject_in_scope(request, principal, subject_id)
     return await _detail(request, subject_id, response)
@@ -541,7 +516,7 @@ async def clear_key_person(
     body: KeyPersonClear,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*KP_CLEARERS))],
+    principal: Annotated[Principal, Depends(allow("key_persons.clear"))],
 ) -> KeyPersonDetail:
     await subject_in_scope(request, principal, subject_id)
     await handlers.clear_key_person(

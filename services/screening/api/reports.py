@@ -18,18 +18,16 @@ from services.screening.config import ScreeningSettings
 from services.screening.domain.reports import SubmitReport
 from services.screening.handlers import reports as handlers
 from services.screening.handlers.reports import Deadlines
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
 from shared.input_limits import INT4_MAX
 from shared.places import covers
 from shared.problems import Problem
 from shared.requests import command_context, etag, expected_version, new_id
+from shared.roles import allow
 
-# a node's daily report is compiled by its grid worker (or an admin); see docs/access.md
-REPORTERS = (Role.ADMIN, Role.GRID_WORKER)
-READERS = (Role.ADMIN, Role.GRID_WORKER, Role.COMMAND, Role.AUDITOR, Role.INTEGRATOR)
-
-Reporter = Annotated[Principal, Depends(require(*REPORTERS))]
-Reader = Annotated[Principal, Depends(require(*READERS))]
+# a node's daily report is compiled by its grid worker (or an admin)
+Reporter = Annotated[Principal, Depends(allow("daily_reports.write"))]
+Reader = Annotated[Principal, Depends(allow("daily_reports.read"))]
 
 daily_reports = APIRouter(prefix="/v1/daily-reports", tags=["daily reports"])
 

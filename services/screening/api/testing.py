@@ -39,7 +39,7 @@ from services.screening.commands.testing import (
 from services.screening.handlers import testing as handlers
 from services.screening.handlers.key_persons import ItemResult
 from services.screening.handlers.testing import SampleInput
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_root_scope, check_scope
 from shared.errors import DomainError
 from shared.eventstore import CommandContext
 from shared.places import covers
@@ -52,24 +52,15 @@ from shared.requests import (
     json_answer,
     new_id,
 )
-
-MEDICS = (Role.ADMIN, Role.MEDIC)
-READERS = (
-    Role.ADMIN,
-    Role.MEDIC,
-    Role.GRID_WORKER,
-    Role.COMMAND,
-    Role.AUDITOR,
-    Role.INTEGRATOR,
-)
+from shared.roles import allow
 
 rounds = APIRouter(prefix="/v1/test-rounds", tags=["tests"])
 samples = APIRouter(prefix="/v1/samples", tags=["tests"])
 vaccinations = APIRouter(prefix="/v1/vaccinations", tags=["vaccination"])
 ROUTERS = [rounds, samples, vaccinations]
 
-Medic = Annotated[Principal, Depends(require(*MEDICS))]
-Reader = Annotated[Principal, Depends(require(*READERS))]
+Medic = Annotated[Principal, Depends(allow("testing.write"))]
+Reader = Annotated[Principal, Depends(allow("testing.read"))]
 
 
 # -- test rounds -----------------------------------------------------------------------------
@@ -165,8 +156,7 @@ async def _sample_in_scope(request: Request, principal: Principal, sample_id: st
         if row is None:
             raise Problem(404, f"sample {sample_id} does not exist")
         if row["household_id"] is None:
-            if not principal.everywhere:
-                raise Problem(403, "the sample's person is placed nowhere", slug="out-of-scope")
+            check_root_scope(principal, "the sample's person is placed nowhere")
             return
         await check_scope(principal, row["household_id"], covers(conn))
 

@@ -26,7 +26,7 @@ from services.screening.config import ScreeningSettings
 from services.screening.domain.visits import AuditVisit, RecordVisit, StartCampaign
 from services.screening.handlers import visits as handlers
 from services.screening.handlers.visits import Refused
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
 from shared.envelope import utc_now
 from shared.eventstore import CommandContext
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
@@ -40,21 +40,11 @@ from shared.requests import (
     json_answer,
     new_id,
 )
+from shared.roles import allow
 
-FIELD_WORKERS = (Role.ADMIN, Role.GRID_WORKER)
-AUDITORS = (Role.ADMIN, Role.AUDITOR)
-READERS = (
-    Role.ADMIN,
-    Role.GRID_WORKER,
-    Role.MEDIC,
-    Role.COMMAND,
-    Role.AUDITOR,
-    Role.INTEGRATOR,
-)
-
-FieldWorker = Annotated[Principal, Depends(require(*FIELD_WORKERS))]
-Auditor = Annotated[Principal, Depends(require(*AUDITORS))]
-Reader = Annotated[Principal, Depends(require(*READERS))]
+FieldWorker = Annotated[Principal, Depends(allow("visits.write"))]
+Auditor = Annotated[Principal, Depends(allow("visits.audit"))]
+Reader = Annotated[Principal, Depends(allow("visits.read"))]
 
 campaigns = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 visits = APIRouter(prefix="/v1/visits", tags=["visits"])

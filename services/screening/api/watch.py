@@ -56,7 +56,7 @@ from services.screening.domain.watch import IllegalTransition
 from services.screening.handlers import watch as handlers
 from services.screening.handlers.watch import ItemOutcome, ReadingInput
 from services.screening.views import person_node
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
 from shared.envelope import utc_now
 from shared.eventstore import CommandContext
 from shared.places import covers
@@ -69,21 +69,11 @@ from shared.requests import (
     json_answer,
     new_id,
 )
+from shared.roles import allow
 
-WRITERS = (Role.ADMIN, Role.MEDIC)
-OBSERVERS = (Role.ADMIN, Role.MEDIC, Role.GRID_WORKER)
-READERS = (
-    Role.ADMIN,
-    Role.MEDIC,
-    Role.GRID_WORKER,
-    Role.COMMAND,
-    Role.AUDITOR,
-    Role.INTEGRATOR,
-)
-
-Writer = Annotated[Principal, Depends(require(*WRITERS))]
-Observer = Annotated[Principal, Depends(require(*OBSERVERS))]
-Reader = Annotated[Principal, Depends(require(*READERS))]
+Writer = Annotated[Principal, Depends(allow("watch.write"))]
+Observer = Annotated[Principal, Depends(allow("watch.observe"))]
+Reader = Annotated[Principal, Depends(allow("watch.read"))]
 
 observations = APIRouter(prefix="/v1/observations", tags=["watch"])
 quarantines = APIRouter(prefix="/v1/quarantines", tags=["watch"])
