@@ -43,8 +43,6 @@ class RegistrySettings(ServiceSettings):
         description="AES-256-GCM key ring `kid:base64,...`; the first key encrypts",
         repr=False,
     )
-    # who may see clear names, document numbers and phones (each read is logged)
-    pii_readers: tuple[str, ...] = ("admin", "registrar", "grid_worker", "medic")
 
     def weak_secrets(self) -> Iterator[str]:
         yield from super().weak_secrets()
