@@ -30,6 +30,7 @@ from shared.contracts.registry import DocumentType, Residency
 from shared.envelope import Envelope, utc_now
 from shared.errors import DomainError, Refusal
 from shared.eventstore import CommandContext, ConcurrencyError, PendingEvent, append
+from shared.scrub import scrub, scrub_all
 
 CHUNK_ROWS = 1000
 PLACE_KINDS = [kind for _, kind in LEVELS] + ["household"]
@@ -76,9 +77,9 @@ def _import_row(keys: Keys, row: RosterRow) -> _Checked | RowResult:
         row.row_number,
         places,
         row.door_number,
-        row.address or None,
+        scrub(row.address) or None,
         _residency(row.residency),
-        tuple(row.tags),
+        tuple(scrub_all(row.tags)),
         checked,
         number,
         row.name.strip(),
