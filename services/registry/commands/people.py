@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.registry.commands.places import NODE_ID_PATTERN
-from shared.contracts.registry import DocumentType, Residency
+from shared.contracts.registry import AgeBand, DocumentType, Residency
 from shared.scrub import FreeText
 
 
@@ -80,7 +82,10 @@ class PersonOut(BaseModel):
     document_masked: str
     name_masked: str
     phone_masked: str | None
-    birth_year: int | None
+    age_band: AgeBand | None = Field(
+        description="age band on `age_band_on`, the day of registration (resident IDs only)"
+    )
+    age_band_on: date | None
     sex: str | None
     voided: bool
     version: int

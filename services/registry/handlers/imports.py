@@ -22,7 +22,7 @@ from services.registry.domain.imports import (
 )
 from services.registry.domain.people import Holder
 from services.registry.domain.places import Parent
-from services.registry.handlers.people import ClearPerson, Keys, checked_identity
+from services.registry.handlers.people import ClearPerson, Keys, checked_identity, stored_date
 from services.registry.handlers.places import lock_tree, parent_of
 from services.registry.pii_store import aad
 from services.registry.roster import RosterRow, RowError, parse_roster
@@ -246,11 +246,11 @@ async def _project(
     await conn.execute(
         """
         INSERT INTO persons (id, household_id, residency, tags, document_type, document_masked,
-            name_masked, phone_masked, id_hmac, birth_year, sex, version)
-        SELECT i, h, r, string_to_array(t, chr(31)), dt, dm, nm, pm, hm, by, sx, 1
+            name_masked, phone_masked, id_hmac, age_band, age_band_on, sex, version)
+        SELECT i, h, r, string_to_array(t, chr(31)), dt, dm, nm, pm, hm, ab, ao, sx, 1
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                    $7::text[], $8::text[], $9::text[], $10::int[], $11::text[])
-             AS u(i, h, r, t, dt, dm, nm, pm, hm, by, sx)
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::date[], $12::text[])
+             AS u(i, h, r, t, dt, dm, nm, pm, hm, ab, ao, sx)
         """,
         *[
             list(c)
@@ -266,7 +266,8 @@ async def _project(
                         d["name_masked"],
                         d["phone_masked"],
                         d["id_hmac"],
-                        d["birth_year"],
+                        d["age_band"],
+                        stored_date(d["age_band_on"]),
                         d["sex"],
                     )
                     for d in (e.data for e in persons)
@@ -275,7 +276,7 @@ async def _project(
             )
         ]
         if persons
-        else [[]] * 11,
+        else [[]] * 12,
     )
     owners: list[str] = []
     fields: list[str] = []
