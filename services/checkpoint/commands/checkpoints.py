@@ -9,6 +9,7 @@ from pydantic.config import JsonDict
 
 from services.checkpoint.domain.checkpoints import CLIENT_ID_PATTERN
 from shared.contracts.checkpoint import CheckpointLevel, CheckpointPolicy, DutyRole
+from shared.scrub import FreeText
 
 _POLICY_EXAMPLE: JsonDict = {
     "residents_only": True,
@@ -94,7 +95,7 @@ class Reason(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "疫情解除,撤除卡点"}]}
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class PolicyPeriodOut(BaseModel):

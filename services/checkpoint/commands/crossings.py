@@ -12,6 +12,7 @@ from services.checkpoint.domain.checkpoints import CLIENT_ID_PATTERN
 from shared.batch import ItemResultBase
 from shared.contracts.checkpoint import Decision, HealthCode
 from shared.contracts.registry import DocumentType
+from shared.scrub import FreeText
 
 MAX_BATCH = 5000
 
@@ -70,7 +71,7 @@ class CrossingFields(BaseModel):
     test_report_at: AwareDatetime | None = Field(
         None, description="when the negative nucleic-acid sample shown was taken"
     )
-    origin: str | None = Field(None, max_length=100, examples=["湖北省武汉市"])
+    origin: FreeText | None = Field(None, max_length=100, examples=["湖北省武汉市"])
     origin_region_code: str | None = Field(
         None, max_length=12, description="administrative division code of the origin"
     )

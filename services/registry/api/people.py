@@ -33,6 +33,7 @@ from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.problems import Problem
 from shared.requests import command_context, etag, expected_version, new_id
 from shared.roles import allow, check
+from shared.scrub import scrub
 
 covers = ltree_covers("nodes")
 
@@ -243,7 +244,7 @@ async def get_person(
             person_id,
             actor=principal.sub,
             roles=sorted(r.value for r in principal.roles),
-            reason=reason,
+            reason=scrub(reason),
             correlation_id=correlation_id.get(),
         )
     response.headers["Cache-Control"] = "no-store"

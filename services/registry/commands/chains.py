@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.registry import ChainTier
+from shared.scrub import FreeText
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$"
 CLIENT_ID = "Client-generated id; retrying with the same id and body is idempotent"
@@ -115,7 +116,7 @@ class PeriodEnd(BaseModel):
     )
 
     valid_to: date = Field(description="the last valid day")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class ChainInstanceOut(BaseModel):

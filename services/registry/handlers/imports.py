@@ -26,7 +26,7 @@ from services.registry.domain.imports import (
 )
 from services.registry.domain.people import Holder
 from services.registry.domain.places import Parent
-from services.registry.handlers.people import ClearPerson, Keys, checked_identity
+from services.registry.handlers.people import ClearPerson, Keys, checked_identity, stored_date
 from services.registry.handlers.places import lock_tree, parent_of
 from services.registry.pii_store import aad
 from services.registry.roster import RosterRow, RowError, header_of, parse_roster
@@ -35,6 +35,7 @@ from shared.envelope import Envelope, utc_now
 from shared.errors import DomainError, Refusal
 from shared.eventstore import CommandContext, ConcurrencyError, PendingEvent, append
 from shared.input_limits import refusal
+from shared.scrub import scrub, scrub_all
 
 CHUNK_ROWS = 1000
 # the row's fields that are stored (as places, household, person or PII)
@@ -138,9 +139,9 @@ def _import_row(keys: Keys, row: RosterRow) -> _Checked | RowResult:
         row.row_number,
         places,
         row.door_number,
-        row.address or None,
+        scrub(row.address) or None,
         _residency(row.residency),
-        tuple(row.tags),
+        tuple(scrub_all(row.tags)),
         checked,
         number,
         row.name.strip(),
@@ -307,11 +308,11 @@ async def _project(
     await conn.execute(
         """
         INSERT INTO persons (id, household_id, residency, tags, document_type, document_masked,
-            name_masked, phone_masked, id_hmac, birth_year, sex, version)
-        SELECT i, h, r, string_to_array(t, chr(31)), dt, dm, nm, pm, hm, by, sx, 1
+            name_masked, phone_masked, id_hmac, age_band, age_band_on, sex, version)
+        SELECT i, h, r, string_to_array(t, chr(31)), dt, dm, nm, pm, hm, ab, ao, sx, 1
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                    $7::text[], $8::text[], $9::text[], $10::int[], $11::text[])
-             AS u(i, h, r, t, dt, dm, nm, pm, hm, by, sx)
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::date[], $12::text[])
+             AS u(i, h, r, t, dt, dm, nm, pm, hm, ab, ao, sx)
         """,
         *[
             list(c)
@@ -327,7 +328,8 @@ async def _project(
                         d["name_masked"],
                         d["phone_masked"],
                         d["id_hmac"],
-                        d["birth_year"],
+                        d["age_band"],
+                        stored_date(d["age_band_on"]),
                         d["sex"],
                     )
                     for d in (e.data for e in persons)
@@ -336,7 +338,7 @@ async def _project(
             )
         ]
         if persons
-        else [[]] * 11,
+        else [[]] * 12,
     )
     owners: list[str] = []
     fields: list[str] = []

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
 
 from services.screening.commands.watch import ID_PATTERN, MAX_BATCH
 from shared.contracts.screening import TaskKind
+from shared.scrub import FreeText
 
 _TASK_EXAMPLE: dict[str, Any] = {
     "id": "t-20200201-0001",
@@ -33,7 +34,7 @@ class TaskFields(BaseModel):
         "shopping 代购, counselling 心理疏导, other"
     )
     occurred_at: AwareDatetime | None = Field(None, description="when it was done; default now")
-    notes: str | None = Field(None, max_length=500)
+    notes: FreeText | None = Field(None, max_length=500)
 
 
 class TaskCreate(TaskFields):

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
 
 from shared.contracts.screening import KeyReason, TravelStop
+from shared.scrub import FreeText
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$"
 MAX_BATCH = 5000
@@ -58,7 +59,7 @@ class RiskAreaLift(BaseModel):
     )
 
     lifted_on: date = Field(description="the first day the area is no longer a risk area")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class RiskAreaOut(BaseModel):
@@ -103,7 +104,9 @@ class InquiryFields(BaseModel):
     person_id: str = Field(pattern=ID_PATTERN)
     travel: list[TravelStop] = Field(default_factory=list, max_length=50)
     close_contact: bool = Field(False, description="contact with a confirmed or suspected case")
-    symptoms: list[str] = Field(default_factory=list, max_length=20, examples=[["发热", "咳嗽"]])
+    symptoms: list[FreeText] = Field(
+        default_factory=list, max_length=20, examples=[["发热", "咳嗽"]]
+    )
     temperature: float | None = Field(None, ge=34.0, le=43.0, description="°C")
 
 
@@ -256,4 +259,4 @@ class KeyPersonClear(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "居家观察14天期满, 无异常"}]}
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)

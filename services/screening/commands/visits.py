@@ -11,6 +11,7 @@ from pydantic.config import JsonDict
 from services.screening.domain.visits import CLIENT_ID_PATTERN
 from shared.batch import ItemResultBase
 from shared.contracts.screening import VisitMethod, VisitOutcome, VisitStep
+from shared.scrub import FreeText
 
 MAX_BATCH = 5000
 NOTES_MAX = 200
@@ -40,7 +41,7 @@ class CampaignCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     starts_on: date
     due_on: date = Field(description="every household screened by this day")
-    goal: str | None = Field(None, max_length=500)
+    goal: FreeText | None = Field(None, max_length=500)
 
 
 class Coverage(BaseModel):
@@ -100,7 +101,7 @@ class VisitFields(BaseModel):
     commitment_signed: bool = Field(
         False, description="承诺书 signed: the household counts as screened"
     )
-    notes: str | None = Field(None, max_length=NOTES_MAX)
+    notes: FreeText | None = Field(None, max_length=NOTES_MAX)
 
 
 class VisitCreate(VisitFields):
@@ -189,7 +190,7 @@ class AuditCreate(BaseModel):
     id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     visit_id: str = Field(min_length=1, max_length=100)
     verdict: Literal["confirmed", "disputed"]
-    discrepancies: str | None = Field(
+    discrepancies: FreeText | None = Field(
         None, max_length=1000, description="what the re-check found; required when disputed"
     )
 
@@ -210,4 +211,4 @@ class VoidVisit(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "核查发现未实际入户"}]}
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)

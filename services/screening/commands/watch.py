@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
 
 from shared.batch import ItemResultBase
 from shared.contracts.screening import QuarantineType
+from shared.scrub import FreeText
 
 MAX_BATCH = 5000
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -68,7 +69,7 @@ class QuarantineCreate(BaseModel):
     subject_id: str = SUBJECT
     node_id: str | None = Field(None, description="required for `h:` subjects")
     type: QuarantineType
-    place: str | None = Field(None, max_length=200, description="address or site")
+    place: FreeText | None = Field(None, max_length=200, description="address or site")
     starts_at: AwareDatetime | None = Field(None, description="default: now")
     planned_end: date
     carer_party_id: str | None = None
@@ -83,7 +84,7 @@ class Extension(BaseModel):
     )
 
     planned_end: date
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class Release(BaseModel):
@@ -91,7 +92,7 @@ class Release(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "观察期满，无异常，解除隔离"}]}
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class Transfer(BaseModel):
@@ -103,7 +104,7 @@ class Transfer(BaseModel):
     )
 
     to: Literal["hospital", "centralized"]
-    destination: str = Field(min_length=1, max_length=200)
+    destination: FreeText = Field(min_length=1, max_length=200)
 
 
 class Transition(BaseModel):
