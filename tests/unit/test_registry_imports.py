@@ -23,7 +23,8 @@ def row(number: int, door: str, id_hmac: str) -> ImportRow:
             id_hmac=id_hmac,
             name_masked="张*",
             phone_masked=None,
-            birth_year=None,
+            age_band=None,
+            age_band_on=None,
             sex=None,
         ),
     )
