@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import problems
 from shared.auth import TokenVerifier
+from shared.horizon import RequestHorizon
 from shared.logs import correlation_id
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.settings import ServiceSettings
@@ -130,6 +131,7 @@ def build_app(
         return response
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=body_limits)
+    app.add_middleware(RequestHorizon)
 
     @app.get("/healthz", tags=["ops"], summary="Alive, and every background task recently did work")
     async def healthz(request: Request) -> Response:

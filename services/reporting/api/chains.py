@@ -3,7 +3,6 @@ chain tree."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,6 +11,7 @@ from services.reporting import chains, ledgers, party_covers
 from services.reporting.api import party_figures
 from services.reporting.api.ledgers import now_of, place_in_scope, settings_of
 from shared.auth import Principal, Role, require
+from shared.horizon import CalendarDay
 from shared.problems import Problem
 
 READERS = tuple(Role)
@@ -33,7 +33,7 @@ async def blind_spots(
     chain: Annotated[
         str, Query(min_length=1, description="an instance or template id", examples=["baobao-4"])
     ],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> chains.BlindSpots:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()
@@ -87,7 +87,7 @@ async def party_summary(
     party_id: str,
     request: Request,
     principal: Annotated[Principal, Depends(require(*READERS))],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> party_figures.PartySummary:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()
@@ -116,7 +116,7 @@ async def chain_tree(
     request: Request,
     principal: Annotated[Principal, Depends(require(*READERS))],
     node_id: Annotated[str, Query(min_length=1, examples=["c-1"])],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> party_figures.ChainTree:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()

@@ -19,6 +19,7 @@ from services.screening.domain.reports import SubmitReport
 from services.screening.handlers import reports as handlers
 from services.screening.handlers.reports import Deadlines
 from shared.auth import Principal, Role, check_scope, require
+from shared.horizon import CalendarDay
 from shared.places import covers
 from shared.problems import Problem
 from shared.requests import command_context, etag, expected_version, new_id
@@ -136,7 +137,7 @@ async def get_report(
     response: Response,
     principal: Reader,
     node_id: Annotated[str, Query(min_length=1)],
-    day: date,
+    day: Annotated[CalendarDay, Query()],
     revision: Annotated[int | None, Query(ge=1)] = None,
 ) -> DailyReportOut:
     kind = await _kind_in_scope(request, principal, node_id, in_body=False)
@@ -157,7 +158,7 @@ async def completeness(
     request: Request,
     principal: Reader,
     node_id: Annotated[str, Query(min_length=1)],
-    day: date,
+    day: Annotated[CalendarDay, Query()],
     kind: Annotated[str, Query(min_length=1, max_length=40)] = "grid",
 ) -> CompletenessOut:
     await _kind_in_scope(request, principal, node_id, in_body=False)
