@@ -34,6 +34,7 @@ from shared.envelope import utc_now
 
 DEFAULT_BACK = timedelta(days=30)
 DEFAULT_AHEAD = timedelta(minutes=5)
+DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")  # GRID_TIMEZONE's default
 CALENDAR_START = date(2000, 1, 1)
 CALENDAR_END = date(2099, 12, 31)
 
@@ -45,7 +46,7 @@ class Horizon:
     now: datetime
     back: timedelta = DEFAULT_BACK
     ahead: timedelta = DEFAULT_AHEAD
-    zone: tzinfo = UTC
+    zone: tzinfo = DEFAULT_ZONE
 
     @property
     def earliest(self) -> datetime:
@@ -158,20 +159,17 @@ CalendarTime = Annotated[AwareDatetime, AfterValidator(check_calendar_time)]
 """A planned time (a shift, a policy taking effect, a gate opening): in the sane calendar."""
 
 
-EXAMPLE_ZONE = ZoneInfo("Asia/Shanghai")  # the system zone's default
-
-
 def example_time(days_ago: int = 1, hour: int = 9, minute: int = 0) -> str:
     """An OpenAPI example time: local `hour:minute` (inside the day's follow-up and care
     windows) `days_ago` days before today, so that the documented example stays within the
     horizon (examples are made when the service starts)."""
-    day = utc_now().astimezone(EXAMPLE_ZONE).date() - timedelta(days=days_ago)
-    return datetime.combine(day, time(hour, minute), EXAMPLE_ZONE).isoformat()
+    day = utc_now().astimezone(DEFAULT_ZONE).date() - timedelta(days=days_ago)
+    return datetime.combine(day, time(hour, minute), DEFAULT_ZONE).isoformat()
 
 
 def example_day(offset_days: int = 0) -> str:
     """An OpenAPI example day `offset_days` from today (negative: before)."""
-    return (utc_now().astimezone(EXAMPLE_ZONE).date() + timedelta(days=offset_days)).isoformat()
+    return (utc_now().astimezone(DEFAULT_ZONE).date() + timedelta(days=offset_days)).isoformat()
 
 
 class RequestHorizon:

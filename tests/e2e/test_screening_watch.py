@@ -439,7 +439,7 @@ ACCESS = [
         "/v1/quarantines/{quarantine_id}/extend",
         lambda r: f"/v1/quarantines/qx-{r}/extend",
         WRITERS,
-        lambda r: {"planned_end": "2100-01-31", "reason": "延长"},
+        lambda r: {"planned_end": "2099-01-31", "reason": "延长"},
     ),
     Call(
         "POST",
