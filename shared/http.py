@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import problems
 from shared.auth import TokenVerifier
+from shared.horizon import RequestHorizon
 from shared.idempotency import Fingerprints, fingerprint_key
 from shared.input_limits import refuse_control_characters
 from shared.logs import correlation_id
@@ -149,6 +150,7 @@ def build_app(
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=body_limits)
     app.add_middleware(Fingerprints, key=fingerprint_key(settings.id_hmac_key))
+    app.add_middleware(RequestHorizon)
 
     @app.get("/healthz", tags=["ops"], summary="Alive, and every background task recently did work")
     async def healthz(request: Request) -> Response:

@@ -216,6 +216,12 @@ class ServiceSettings(BaseSettings):
         validation_alias=_system("REPLICA_ID"),
         description="names this process in client ids, lease holders and logs",
     )
+    # bounded dates (shared/horizon.py): a fact given by a caller (a visit, a reading, a
+    # watch's start, a crossing, ...) is dated at most this far back and ahead of the clock
+    fact_horizon_days: int = Field(30, ge=1, le=3650, validation_alias=_system("FACT_HORIZON_DAYS"))
+    fact_future_seconds: int = Field(
+        300, ge=0, le=86400, validation_alias=_system("FACT_FUTURE_SECONDS")
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -40,6 +40,7 @@ from services.checkpoint.handlers.crossings import (
 from shared.auth import Principal, check_scope
 from shared.errors import DomainError
 from shared.eventstore import CommandContext
+from shared.horizon import CalendarDay
 from shared.identity import china_today, hmac_key
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
@@ -258,7 +259,8 @@ async def get_crossing(
 # -- the gate's register ---------------------------------------------------------------------
 
 Day = Annotated[
-    date | None, Query(alias="date", description="YYYY-MM-DD in the system zone; default today")
+    CalendarDay | None,
+    Query(alias="date", description="YYYY-MM-DD in the system zone; default today"),
 ]
 
 

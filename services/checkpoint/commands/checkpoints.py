@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from services.checkpoint.domain.checkpoints import CLIENT_ID_PATTERN
 from shared.contracts.checkpoint import CheckpointLevel, CheckpointPolicy, DutyRole
+from shared.horizon import CalendarTime
 from shared.scrub import FreeText
 
 _POLICY_EXAMPLE: JsonDict = {
@@ -67,7 +68,7 @@ class CheckpointCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     level: CheckpointLevel
     policy: PolicyIn = Field(default_factory=PolicyIn)
-    opened_at: AwareDatetime | None = Field(
+    opened_at: CalendarTime | None = Field(
         None,
         description="when the gate opened (default now); crossings before it are refused, "
         "and the opening policy applies from then",
@@ -83,7 +84,7 @@ class PolicyChange(BaseModel):
     )
 
     policy: PolicyIn
-    effective_from: AwareDatetime | None = Field(
+    effective_from: CalendarTime | None = Field(
         None,
         description="crossings from this moment on are judged by the policy (default now); "
         "may lie in the future; not before the opening",
@@ -145,8 +146,8 @@ class ShiftCreate(BaseModel):
         description="police (派出所民警), community_cadre (社区干部), property_guard (物业保安), "
         "health_worker (社区卫生服务中心人员) or volunteer"
     )
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: CalendarTime
+    ends_at: CalendarTime
 
 
 class ShiftOut(BaseModel):

@@ -3,7 +3,6 @@ chain tree."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,6 +11,7 @@ from services.reporting import chains, ledgers, party_covers
 from services.reporting.api import party_figures
 from services.reporting.api.ledgers import now_of, place_in_scope, settings_of
 from shared.auth import Principal
+from shared.horizon import CalendarDay
 from shared.problems import Problem
 from shared.roles import allow
 
@@ -32,7 +32,7 @@ async def blind_spots(
     chain: Annotated[
         str, Query(min_length=1, description="an instance or template id", examples=["baobao-4"])
     ],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> chains.BlindSpots:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()
@@ -86,7 +86,7 @@ async def party_summary(
     party_id: str,
     request: Request,
     principal: Annotated[Principal, Depends(allow("figures.read"))],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> party_figures.PartySummary:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()
@@ -115,7 +115,7 @@ async def chain_tree(
     request: Request,
     principal: Annotated[Principal, Depends(allow("figures.read"))],
     node_id: Annotated[str, Query(min_length=1, examples=["c-1"])],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> party_figures.ChainTree:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()

@@ -4,7 +4,7 @@ completeness per level."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -14,6 +14,7 @@ from services.reporting import ledgers
 from services.reporting.config import ReportingSettings
 from shared import places
 from shared.auth import Principal, check_scope
+from shared.horizon import CalendarDay
 from shared.problems import Problem
 from shared.roles import allow, allow_by
 
@@ -67,7 +68,7 @@ async def ledger(
     request: Request,
     principal: Annotated[Principal, Depends(allow_by("name", LEDGER_GROUPS))],
     node_id: Annotated[str, Query(min_length=1, examples=["comm"])],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> Response:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()
@@ -95,7 +96,7 @@ async def completeness(
     principal: Annotated[Principal, Depends(allow("daily_reports.read"))],
     node_id: Annotated[str, Query(min_length=1, examples=["comm"])],
     level: Annotated[str, Query(min_length=1, description="a node kind", examples=["grid"])],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> ledgers.Completeness:
     settings = settings_of(request)
     now = now_of(request)

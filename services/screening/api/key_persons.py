@@ -13,7 +13,7 @@ Who may call what (every call also needs the node concerned inside the caller's 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -43,6 +43,7 @@ from shared.auth import Principal, check_root_scope, check_scope
 from shared.contracts.screening import KeyReason
 from shared.errors import DomainError
 from shared.eventstore import CommandContext
+from shared.horizon import CalendarDay
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
 from shared.problems import Problem
@@ -232,7 +233,9 @@ async def lift_risk_area(
 async def list_risk_areas(
     request: Request,
     principal: Annotated[Principal, Depends(allow("risk_areas.read"))],
-    active_on: Annotated[date | None, Query(description="only areas active that day")] = None,
+    active_on: Annotated[
+        CalendarDay | None, Query(description="only areas active that day")
+    ] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[RiskAreaOut]:

@@ -19,6 +19,7 @@ from services.screening.domain.reports import SubmitReport
 from services.screening.handlers import reports as handlers
 from services.screening.handlers.reports import Deadlines
 from shared.auth import Principal, check_scope
+from shared.horizon import CalendarDay
 from shared.input_limits import INT4_MAX
 from shared.places import covers
 from shared.problems import Problem
@@ -135,7 +136,7 @@ async def get_report(
     response: Response,
     principal: Reader,
     node_id: Annotated[str, Query(min_length=1)],
-    day: date,
+    day: Annotated[CalendarDay, Query()],
     revision: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None,
 ) -> DailyReportOut:
     kind = await _kind_in_scope(request, principal, node_id, in_body=False)
@@ -156,7 +157,7 @@ async def completeness(
     request: Request,
     principal: Reader,
     node_id: Annotated[str, Query(min_length=1)],
-    day: date,
+    day: Annotated[CalendarDay, Query()],
     kind: Annotated[str, Query(min_length=1, max_length=40)] = "grid",
 ) -> CompletenessOut:
     await _kind_in_scope(request, principal, node_id, in_body=False)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 from pydantic.config import JsonDict
 
 from services.screening.domain.visits import CLIENT_ID_PATTERN
 from shared.batch import ItemResultBase
 from shared.contracts.screening import VisitMethod, VisitOutcome, VisitStep
+from shared.horizon import CalendarDay, FactTime, example_time
 from shared.scrub import FreeText
 
 MAX_BATCH = 5000
@@ -39,8 +40,8 @@ class CampaignCreate(BaseModel):
     id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     node_id: str = Field(description="the place whose every household is to be screened")
     name: str = Field(min_length=1, max_length=100)
-    starts_on: date
-    due_on: date = Field(description="every household screened by this day")
+    starts_on: CalendarDay
+    due_on: CalendarDay = Field(description="every household screened by this day")
     goal: FreeText | None = Field(None, max_length=500)
 
 
@@ -83,7 +84,7 @@ _VISIT_EXAMPLE: JsonDict = {
     "steps": ["greet", "qr_scanned", "notice_handed", "commitment_signed", "inquiry_recorded"],
     "commitment_signed": True,
     "notes": "户主在家,已签承诺书",
-    "occurred_at": "2020-01-28T10:15:00+08:00",
+    "occurred_at": example_time(1, 10, 15),
 }
 
 
@@ -108,7 +109,7 @@ class VisitCreate(VisitFields):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_VISIT_EXAMPLE]})
 
     id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: FactTime | None = Field(
         None, description="when the visit happened in the field (default: now)"
     )
 
@@ -119,7 +120,7 @@ class VisitItem(VisitFields):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_VISIT_EXAMPLE]})
 
     id: str = Field(pattern=CLIENT_ID_PATTERN, description="the field app's id of the visit")
-    occurred_at: AwareDatetime = Field(
+    occurred_at: FactTime = Field(
         description="when the visit happened in the field; may be days ago"
     )
 
