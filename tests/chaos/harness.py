@@ -454,6 +454,11 @@ class Cluster:
         for s in SERVICES:
             env[f"{s.upper()}_DATABASE_URL"] = self.config.dsn
             env[f"{s.upper()}_DB_SCHEMA"] = self.generation.schema(s)
+        # the migrations build each service's settings: the cluster's own secrets, as in
+        # production (no development mode)
+        env["GRID_JWT_SECRET"] = self.secrets.jwt_secret
+        env["GRID_ID_HMAC_KEY"] = self.secrets.id_hmac_key
+        env["REGISTRY_PII_KEYS"] = self.secrets.pii_keys
         done = subprocess.run(
             [sys.executable, "-m", "shared.migrations", *SERVICES],
             cwd=ROOT,
