@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import problems
+from shared import openapi, problems
 from shared.auth import TokenVerifier
 from shared.logs import correlation_id
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -106,6 +106,7 @@ def build_app(
     )
     app.state.verifier = TokenVerifier(settings)
     problems.install(app)
+    openapi.install(app)
     service = settings.service
 
     @app.middleware("http")
