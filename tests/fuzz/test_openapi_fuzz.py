@@ -1,0 +1,197 @@
+"""Schemathesis over the four services' OpenAPI documents, served over HTTP by uvicorn on real
+PostgreSQL and Kafka, as an admin of the whole tree and as an admin of one community: no 500,
+and every status, content type and body exactly as declared.
+
+Deterministic (no example database, no shrinking) so CI sends the same requests every run;
+the budget is the examples per operation, sized for a 2-core machine. FUZZ_MAX_EXAMPLES
+raises it for a deeper run by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from prometheus_client import REGISTRY
+
+from shared.auth import ALL_NODES
+from shared.testing import Infra
+from tests.e2e.conftest import Stack, start_stack
+from tests.fuzz.conftest import FIGURES
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ["registry", "screening", "checkpoint", "reporting"]
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+)
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
+PARALLEL = 2  # one run generates while the other's requests are served
+RUN_TIMEOUT = 600.0  # one service, one caller: far beyond the budget, so a hang still ends
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+COMMUNITY = "fuzz-comm"
+CALLERS = {"admin of the whole tree": [ALL_NODES], f"admin of {COMMUNITY}": [COMMUNITY]}
+
+
+@dataclass
+class Served:
+    stack: Stack
+    urls: dict[str, str]
+
+
+@dataclass
+class Run:
+    service: str
+    caller: str
+    report: dict[str, Any]
+    output: str
+    seconds: float
+
+    @property
+    def failures(self) -> int:
+        return sum(group["count"] for group in self.report["failures"]) + sum(
+            group["count"] for group in self.report["errors"]
+        )
+
+    def line(self) -> str:
+        ops, cases = self.report["operations"], self.report["test_cases"]
+        return (
+            f"{self.service:<10} {self.caller:<24} operations {ops['tested']}/{ops['total']}"
+            f"  requests {cases['generated']}"
+            f"  failures {self.failures}  {self.seconds:.0f} s"
+        )
+
+
+@pytest.fixture
+async def served(infra: Infra) -> AsyncIterator[Served]:
+    """The four services, each behind its own uvicorn server on a free loopback port."""
+    async for stack in start_stack(infra, SERVICES):
+        servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+        urls: dict[str, str] = {}
+        try:
+            for name in SERVICES:
+                server = uvicorn.Server(
+                    uvicorn.Config(
+                        stack.apps[name],
+                        host="127.0.0.1",
+                        port=0,
+                        lifespan="off",  # the stack runs each app's lifespan
+                        log_level="warning",
+                        access_log=False,
+                    )
+                )
+                task = asyncio.create_task(server.serve())
+                servers.append((server, task))
+                while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
+                    await asyncio.sleep(0.01)
+                port = server.servers[0].sockets[0].getsockname()[1]
+                urls[name] = f"http://127.0.0.1:{port}"
+            yield Served(stack, urls)
+        finally:
+            for server, task in servers:
+                server.should_exit = True
+                await task
+
+
+async def _seed(stack: Stack) -> None:
+    """A district and its community, so a scoped token names a real place."""
+    admin = stack.token("admin")
+    for body in (
+        {"id": "fuzz-district", "parent_id": None, "kind": "district", "name": "区"},
+        {"id": COMMUNITY, "parent_id": "fuzz-district", "kind": "community", "name": "社区"},
+    ):
+        r = await stack.registry.post("/v1/nodes", json=body, headers=admin)
+        assert r.status_code == 201, r.text
+
+
+def _requests_served() -> int:
+    return int(
+        sum(
+            sample.value
+            for metric in REGISTRY.collect()
+            if metric.name == "grid_http_requests"
+            for sample in metric.samples
+            if sample.name == "grid_http_requests_total"
+        )
+    )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _fuzz(service: str, url: str, caller: str, token: str, workdir: Path) -> Run:
+    workdir.mkdir(parents=True)
+    report = workdir / "report.json"
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        str(SCHEMATHESIS),
+        "run",
+        f"{url}/openapi.json",
+        f"--checks={','.join(CHECKS)}",
+        f"--max-examples={MAX_EXAMPLES}",
+        "--generation-deterministic",
+        "--no-shrink",
+        "--request-timeout=30",
+        f"--header=Authorization: Bearer {token}",
+        "--report=json",
+        f"--report-json-path={report}",
+        "--no-color",
+        cwd=workdir,  # schemathesis keeps its replay store in the working directory
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
+    output = out.decode(errors="replace")
+    assert report.exists(), output
+    return Run(
+        service,
+        caller,
+        json.loads(report.read_text()),
+        output,
+        time.monotonic() - started,
+    )
+
+
+async def test_every_operation_answers_as_declared(
+    served: Served, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    await _seed(served.stack)
+    figures = request.config.stash[FIGURES]
+    slots = asyncio.Semaphore(PARALLEL)
+    served_before, started, cpu_before = _requests_served(), time.monotonic(), _children_cpu()
+
+    async def fuzz(n: int, service: str, caller: str) -> Run:
+        bearer = served.stack.token("admin", scope=CALLERS[caller])["Authorization"]
+        token = bearer.removeprefix("Bearer ")
+        async with slots:
+            run = await _fuzz(service, served.urls[service], caller, token, tmp_path / str(n))
+        figures.append(run.line())
+        return run
+
+    plan = [(service, caller) for caller in CALLERS for service in SERVICES]
+    runs = await asyncio.gather(*(fuzz(n, s, c) for n, (s, c) in enumerate(plan)))
+    operations = sum(r.report["operations"]["total"] for r in runs[: len(SERVICES)])
+    cases = sum(r.report["test_cases"]["generated"] for r in runs)
+    failures = sum(r.failures for r in runs)
+    figures.append(
+        f"total: {operations} operations x {len(CALLERS)} callers, {cases} test cases, "
+        f"{_requests_served() - served_before} requests served, {failures} failures, "
+        f"{time.monotonic() - started:.0f} s ({_children_cpu() - cpu_before:.0f} s CPU in "
+        f"schemathesis); --max-examples {MAX_EXAMPLES}; checks {', '.join(CHECKS)}"
+    )
+    failed = [r for r in runs if r.failures or r.report["exit_code"] != 0]
+    assert not failed, "\n\n".join(f"{r.line()}\n{r.output}" for r in failed)
