@@ -2,6 +2,8 @@
 PostgreSQL and Kafka, as an admin of the whole tree and as an admin of one community: no 500,
 and every status, content type and body exactly as declared.
 
+A small seeded world (a community down to a person) lends its ids to a share of the generated
+strings, so requests also reach things that exist and their 2xx bodies are checked too.
 Deterministic (no example database, no shrinking) so CI sends the same requests every run;
 the budget is the examples per operation, sized for a 2-core machine. FUZZ_MAX_EXAMPLES
 raises it for a deeper run by hand."""
@@ -9,11 +11,13 @@ raises it for a deeper run by hand."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import resource
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +28,8 @@ import uvicorn
 from prometheus_client import REGISTRY
 
 from shared.auth import ALL_NODES
-from shared.testing import Infra
+from shared.identity import resident_id_check_digit
+from shared.testing import Infra, eventually
 from tests.e2e.conftest import Stack, start_stack
 from tests.fuzz.conftest import FIGURES
 
@@ -42,6 +47,7 @@ PARALLEL = 2  # one run generates while the other's requests are served
 RUN_TIMEOUT = 600.0  # one service, one caller: far beyond the budget, so a hang still ends
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 COMMUNITY = "fuzz-comm"
+DOCUMENT = "11010519900101123" + resident_id_check_digit("11010519900101123")
 CALLERS = {"admin of the whole tree": [ALL_NODES], f"admin of {COMMUNITY}": [COMMUNITY]}
 
 
@@ -105,27 +111,71 @@ async def served(infra: Infra) -> AsyncIterator[Served]:
                 await task
 
 
-async def _seed(stack: Stack) -> None:
-    """A district and its community, so a scoped token names a real place."""
+async def _seed(stack: Stack) -> list[str]:
+    """A little world the fuzzer can name: a district, a community, a building, a household
+    and its person in the registry, with the community known to every other service (so a
+    scoped token reaches it). Returns their ids, which schemathesis then uses for a share of
+    the strings it generates, so requests also reach things that exist."""
     admin = stack.token("admin")
-    for body in (
-        {"id": "fuzz-district", "parent_id": None, "kind": "district", "name": "区"},
-        {"id": COMMUNITY, "parent_id": "fuzz-district", "kind": "community", "name": "社区"},
-    ):
-        r = await stack.registry.post("/v1/nodes", json=body, headers=admin)
+    writes = [
+        ("/v1/nodes", {"id": "fuzz-district", "parent_id": None, "kind": "district", "name": "区"}),
+        (
+            "/v1/nodes",
+            {"id": COMMUNITY, "parent_id": "fuzz-district", "kind": "community", "name": "社区"},
+        ),
+        (
+            "/v1/nodes",
+            {"id": "fuzz-building", "parent_id": COMMUNITY, "kind": "building", "name": "1栋"},
+        ),
+        (
+            "/v1/households",
+            {"id": "fuzz-household", "parent_id": "fuzz-building", "door_number": "101"},
+        ),
+        (
+            "/v1/persons",
+            {
+                "id": "fuzz-person",
+                "household_id": "fuzz-household",
+                "name": "张三",
+                "document_number": DOCUMENT,
+            },
+        ),
+    ]
+    for path, body in writes:
+        r = await stack.registry.post(path, json=body, headers=admin)
         assert r.status_code == 201, r.text
-
-
-def _requests_served() -> int:
-    return int(
-        sum(
-            sample.value
-            for metric in REGISTRY.collect()
-            if metric.name == "grid_http_requests"
-            for sample in metric.samples
-            if sample.name == "grid_http_requests_total"
+    for name in ("screening", "checkpoint", "reporting"):
+        await eventually(
+            functools.partial(_knows, stack.apps[name].state.pool, COMMUNITY),
+            message=f"{name} never learnt {COMMUNITY}",
         )
+    return [body["id"] for _, body in writes]
+
+
+async def _knows(pool: Any, place: str) -> bool:
+    return bool(await pool.fetchval("SELECT count(*) FROM places WHERE id = $1", place))
+
+
+def _config(ids: list[str], workdir: Path) -> Path:
+    """schemathesis.toml: a third of the generated strings are the world's ids."""
+    path = workdir / "schemathesis.toml"
+    path.write_text(
+        f"[dictionaries.world]\nvalues = {json.dumps(ids)}\n\n"
+        "[generation.dictionaries.string]\n"
+        'dictionary = "world"\nprobability = 0.3\n'
     )
+    return path
+
+
+def _requests_served() -> Counter[str]:
+    """Requests the services answered so far, by status class ("2xx", "4xx", ...)."""
+    served: Counter[str] = Counter()
+    for metric in REGISTRY.collect():
+        if metric.name == "grid_http_requests":
+            for sample in metric.samples:
+                if sample.name == "grid_http_requests_total":
+                    served[sample.labels["status"][0] + "xx"] += int(sample.value)
+    return served
 
 
 def _children_cpu() -> float:
@@ -133,12 +183,16 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _fuzz(service: str, url: str, caller: str, token: str, workdir: Path) -> Run:
+async def _fuzz(
+    service: str, url: str, caller: str, token: str, ids: list[str], workdir: Path
+) -> Run:
     workdir.mkdir(parents=True)
+    config = _config(ids, workdir)
     report = workdir / "report.json"
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         str(SCHEMATHESIS),
+        f"--config-file={config}",
         "run",
         f"{url}/openapi.json",
         f"--checks={','.join(CHECKS)}",
@@ -150,7 +204,7 @@ async def _fuzz(service: str, url: str, caller: str, token: str, workdir: Path) 
         "--report=json",
         f"--report-json-path={report}",
         "--no-color",
-        cwd=workdir,  # schemathesis keeps its replay store in the working directory
+        cwd=workdir,  # where schemathesis keeps its replay store
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -169,7 +223,7 @@ async def _fuzz(service: str, url: str, caller: str, token: str, workdir: Path) 
 async def test_every_operation_answers_as_declared(
     served: Served, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    await _seed(served.stack)
+    ids = await _seed(served.stack)
     figures = request.config.stash[FIGURES]
     slots = asyncio.Semaphore(PARALLEL)
     served_before, started, cpu_before = _requests_served(), time.monotonic(), _children_cpu()
@@ -178,7 +232,7 @@ async def test_every_operation_answers_as_declared(
         bearer = served.stack.token("admin", scope=CALLERS[caller])["Authorization"]
         token = bearer.removeprefix("Bearer ")
         async with slots:
-            run = await _fuzz(service, served.urls[service], caller, token, tmp_path / str(n))
+            run = await _fuzz(service, served.urls[service], caller, token, ids, tmp_path / str(n))
         figures.append(run.line())
         return run
 
@@ -187,9 +241,11 @@ async def test_every_operation_answers_as_declared(
     operations = sum(r.report["operations"]["total"] for r in runs[: len(SERVICES)])
     cases = sum(r.report["test_cases"]["generated"] for r in runs)
     failures = sum(r.failures for r in runs)
+    answered = _requests_served() - served_before
+    by_class = ", ".join(f"{n} {status}" for status, n in sorted(answered.items()))
     figures.append(
         f"total: {operations} operations x {len(CALLERS)} callers, {cases} test cases, "
-        f"{_requests_served() - served_before} requests served, {failures} failures, "
+        f"{answered.total()} requests served ({by_class}), {failures} failures, "
         f"{time.monotonic() - started:.0f} s ({_children_cpu() - cpu_before:.0f} s CPU in "
         f"schemathesis); --max-examples {MAX_EXAMPLES}; checks {', '.join(CHECKS)}"
     )
