@@ -249,5 +249,11 @@ async def test_every_operation_answers_as_declared(
         f"{time.monotonic() - started:.0f} s ({_children_cpu() - cpu_before:.0f} s CPU in "
         f"schemathesis); --max-examples {MAX_EXAMPLES}; checks {', '.join(CHECKS)}"
     )
-    failed = [r for r in runs if r.failures or r.report["exit_code"] != 0]
+    failed = [
+        r
+        for r in runs
+        if r.failures
+        or r.report["exit_code"] != 0
+        or r.report["operations"]["tested"] != r.report["operations"]["total"]
+    ]
     assert not failed, "\n\n".join(f"{r.line()}\n{r.output}" for r in failed)
