@@ -10,6 +10,9 @@ UV_VERSION := 0.13.8
 UV := python3 -m uv
 INFRA := deploy/local/infra.sh
 SERVICES := deploy/local/services.sh
+# Everything started from here runs on the built-in development secrets, which the services
+# refuse unless development mode is on (docs/security.md, "Secrets and keys").
+export GRID_DEV_MODE ?= 1
 
 .PHONY: help deps infra up down test test-chaos lint bench token contracts
 

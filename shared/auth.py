@@ -1,8 +1,9 @@
 """Bearer-JWT authentication and role/jurisdiction checks, deny by default (DESIGN.md §6).
 
 A token carries `sub`, `roles`, `scope` (node ids whose subtrees the caller may see; `*` is
-the whole system) and optionally `party_id`. Services check the role per endpoint with
-`require(...)`, and the jurisdiction of the node a request concerns with `check_scope`.
+the whole system) and optionally `party_id`. Services check the role per route with the role
+table (`shared/roles.py`), and the jurisdiction of the node a request concerns with
+`check_scope` (`check_root_scope` for what belongs to no node).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 import jwt
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,11 +53,31 @@ class Principal(BaseModel):
 
 
 class TokenVerifier:
-    """HS256 with a shared secret in development; RS256/ES256 against a JWKS in production."""
+    """RS256/ES256 against the identity provider's JWKS in production; HS256 with shared keys
+    in development.
+
+    Either way a token names its key in the `kid` header, so keys rotate without a flag day:
+    a new key is published (in the JWKS, or in `GRID_JWT_VERIFY_KEYS`) before anything signs
+    with it, and the old one is withdrawn once its last tokens have expired. An unknown `kid`
+    is a 401. An HS256 token without a `kid` is checked against the signing key alone.
+    """
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.jwks = jwt.PyJWKClient(settings.jwks_url) if settings.jwks_url else None
+        self.jwks = (
+            jwt.PyJWKClient(settings.jwks_url, lifespan=settings.jwks_cache_seconds)
+            if settings.jwks_url
+            else None
+        )
+        self.keys = settings.jwt_keys
+
+    def _hs256_key(self, token: str) -> str:
+        key_id = jwt.get_unverified_header(token).get("kid")
+        if key_id is None:
+            return self.settings.jwt_secret
+        if not isinstance(key_id, str) or key_id not in self.keys:
+            raise jwt.InvalidKeyError(f"unknown key id {str(key_id)[:64]!r}")
+        return self.keys[key_id]
 
     def verify(self, token: str) -> Principal:
         try:
@@ -64,7 +85,7 @@ class TokenVerifier:
                 key: Any = self.jwks.get_signing_key_from_jwt(token).key
                 algorithms = ["RS256", "ES256"]
             else:
-                key, algorithms = self.settings.jwt_secret, ["HS256"]
+                key, algorithms = self._hs256_key(token), ["HS256"]
             claims = jwt.decode(
                 token,
                 key,
@@ -107,7 +128,8 @@ def issue_token(
     party_id: str | None = None,
     ttl_seconds: int = 12 * 3600,
 ) -> str:
-    """A signed development token (the shared secret must never be the production path)."""
+    """A development token, HS256 under the current key (`GRID_JWT_KEY_ID`): production
+    tokens come from the identity provider and are verified against its JWKS."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": sub,
@@ -120,7 +142,9 @@ def issue_token(
     }
     if party_id:
         claims["party_id"] = party_id
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    return jwt.encode(
+        claims, settings.jwt_secret, algorithm="HS256", headers={"kid": settings.jwt_key_id}
+    )
 
 
 async def current_principal(request: Request) -> Principal:
@@ -137,22 +161,13 @@ async def current_principal(request: Request) -> Principal:
     return verifier.verify(token.strip())
 
 
-def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits callers holding one of `roles`."""
-    allowed = frozenset(roles)
-
-    async def dependency(
-        principal: Annotated[Principal, Depends(current_principal)],
-    ) -> Principal:
-        if not principal.has_any(allowed):
-            raise Problem(
-                403,
-                f"role required: one of {sorted(r.value for r in allowed)}",
-                slug="forbidden-role",
-            )
-        return principal
-
-    return dependency
+def check_root_scope(principal: Principal, what: str) -> None:
+    """403 unless the token is scoped to the whole system (`*`): for what belongs to no node
+    (a root place, a global template, a party without a node) or answers for every node."""
+    if not principal.everywhere:
+        raise Problem(
+            403, f"{what}: needs a token scoped to the whole system (*)", slug="out-of-scope"
+        )
 
 
 async def check_scope(

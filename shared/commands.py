@@ -3,7 +3,9 @@
     outcome = await execute(pool, NODE, stream_id, decide=..., ctx=..., occurred_at=...)
 
 * A command id (client id or `Idempotency-Key`) already applied returns its stored events
-  (`replayed=True`) and writes nothing.
+  (`replayed=True`) and writes nothing. A keyed request is checked against the fingerprint
+  its key was first used with (422 for another request), claims the key for its transaction
+  (409 while another holds it) and stores it after the append (shared/idempotency.py).
 * `expected_version` (from `If-Match`) that is not the current version raises
   `PreconditionFailed` (HTTP 412); a concurrent append raises `ConcurrencyError` (HTTP 409).
 * `project` runs after the append in the same transaction, for the service's own tables.
@@ -11,8 +13,8 @@
 The stream and any earlier result of the command id are read in one query before the
 transaction (under READ COMMITTED each statement sees its own snapshot anyway, and the append's
 `UNIQUE(stream_id, version)` refuses anything decided on a stale fold). A command with neither
-`prepare` nor `project` writes nothing but its events: its append is one statement in a
-transaction of its own, so the whole command is two round trips.
+`prepare` nor `project` nor a key writes nothing but its events: its append is one statement
+in a transaction of its own, so the whole command is two round trips.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from shared import idempotency
 from shared.contracts import EventPayload
 from shared.contracts.published import decode
 from shared.envelope import Envelope
@@ -80,8 +83,11 @@ async def execute(
     expected_version: int | None = None,
     project: Callable[[Any, list[Envelope]], Awaitable[None]] | None = None,
 ) -> Outcome[S]:
+    key = ctx.idempotency
     async with pool.acquire() as conn:
         history, prior = await load_for_command(conn, stream_id, ctx.command_id)
+        if key is not None:
+            await idempotency.check(conn, key)
         if prior:
             return _replay(aggregate, stream_id, history, prior)
         version = history[-1].version if history else 0
@@ -96,11 +102,13 @@ async def execute(
             ]
 
         try:
-            if prepare is None and project is None:
+            if prepare is None and project is None and key is None:
                 assert decide is not None, "execute needs decide or prepare"
                 stored = await append(conn, pending(decide), ctx)
             else:
                 async with conn.transaction():
+                    if key is not None:
+                        await idempotency.claim(conn, key)
                     # `prepare` reads what the decision needs inside the transaction (and may
                     # take advisory locks: not writes, so the append stays the first write)
                     decision = await prepare(conn) if prepare is not None else decide
@@ -108,10 +116,15 @@ async def execute(
                     stored = await append(conn, pending(decision), ctx)
                     if stored and project is not None:
                         await project(conn, stored)
+                    if key is not None:
+                        await idempotency.record(conn, key)
         except (DuplicateCommand, ConcurrencyError):
-            # a concurrent run of this very command id won the race: answer with its result
+            # a concurrent run of this very command id won the race: answer with its result,
+            # if it was this very request
             if ctx.command_id:
                 history, prior = await load_for_command(conn, stream_id, ctx.command_id)
+                if key is not None:
+                    await idempotency.check(conn, key)
                 if prior:
                     return _replay(aggregate, stream_id, history, prior)
             raise

@@ -44,6 +44,7 @@ from shared.db import advisory_key
 from shared.dead_letters import Reason, finish_retries
 from shared.envelope import Envelope
 from shared.faults import describe, is_transient
+from shared.kafka import Cluster, kafka_consumer
 from shared.metrics import (
     CONSUMER_APPLIED,
     CONSUMER_DEAD_LETTERS,
@@ -404,7 +405,7 @@ class EventConsumer:
     def __init__(
         self,
         pool: Any,
-        bootstrap: str,
+        bootstrap: Cluster,
         topics: Sequence[str],
         handler: Handler,
         *,
@@ -438,8 +439,8 @@ class EventConsumer:
         if self.client_id is not None:
             options["client_id"] = self.client_id
         self.assignment_error = None
-        self.kafka = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        self.kafka = kafka_consumer(
+            self.bootstrap,
             group_id=self.name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

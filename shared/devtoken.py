@@ -1,8 +1,15 @@
-"""Print a development token: `python -m shared.devtoken --role admin [--scope NODE ...]`."""
+"""Print a development token: `python -m shared.devtoken --role admin [--scope NODE ...]`.
+
+It signs with the current HS256 key (`GRID_JWT_SECRET`, kid `GRID_JWT_KEY_ID`): the built-in
+development key unless the environment holds another, so it turns development mode on for
+itself (with the warning). Only services holding the same key accept what it prints, and they
+refuse the development key outside development mode.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from shared.auth import ALL_NODES, Role, issue_token
 from shared.settings import ServiceSettings
@@ -16,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--party-id")
     parser.add_argument("--ttl", type=int, default=12 * 3600, help="seconds")
     args = parser.parse_args(argv)
+    os.environ.setdefault("GRID_DEV_MODE", "1")
     print(
         issue_token(
             ServiceSettings(),

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
@@ -21,6 +21,9 @@ from asyncpg.pgproto.pgproto import UUID as PgUUID
 
 from shared.contracts import EventPayload
 from shared.envelope import Envelope
+
+if TYPE_CHECKING:
+    from shared.idempotency import RequestKey
 
 COLUMNS = (
     "position, tx_id, event_id, stream_id, stream_type, version, type, schema_version,"
@@ -87,6 +90,8 @@ class CommandContext:
     command_id: str | None = None
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
+    # the request's Idempotency-Key (its `command_id` above), checked and stored by `execute`
+    idempotency: RequestKey | None = None
 
 
 def row_to_envelope(row: asyncpg.Record) -> Envelope:

@@ -9,13 +9,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import openapi, problems
 from shared.auth import TokenVerifier
+from shared.horizon import RequestHorizon
+from shared.idempotency import Fingerprints, fingerprint_key
+from shared.input_limits import refuse_control_characters
 from shared.logs import correlation_id
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.settings import ServiceSettings
@@ -25,7 +28,11 @@ Part = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 class BodyLimit:
-    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+    """413 for bodies over the limit, whether announced by Content-Length or streamed.
+
+    A streamed (chunked) body is answered the moment it passes the limit: the 413 is sent
+    from here and the app is told the client went away, so whatever the app then makes of
+    its unfinished body (FastAPI would call it a 400) is never sent."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
@@ -48,20 +55,35 @@ class BodyLimit:
             await self._reject(scope, receive, send, max_bytes)
             return
         seen = 0
+        started = rejected = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > max_bytes:
-                    raise _TooLarge()
+                    rejected = True
+                    if not started:
+                        await self._reject(scope, receive, send, max_bytes)
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if rejected:
+                return  # the 413 is this request's answer
+            started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._reject(scope, receive, send, max_bytes)
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not rejected:
+                raise
+            # the app failed on the body it was not given in full: answered already
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = problems.problem_response(
@@ -71,10 +93,6 @@ class BodyLimit:
             f"request body exceeds {max_bytes} bytes",
         )
         await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _route_of(request: Request) -> str:
@@ -107,6 +125,7 @@ def build_app(
     app.state.verifier = TokenVerifier(settings)
     problems.install(app)
     openapi.install(app)
+    app.router.dependencies.append(Depends(refuse_control_characters))  # before any route
     service = settings.service
 
     @app.middleware("http")
@@ -131,6 +150,8 @@ def build_app(
         return response
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=body_limits)
+    app.add_middleware(Fingerprints, key=fingerprint_key(settings.id_hmac_key))
+    app.add_middleware(RequestHorizon)
 
     @app.get("/healthz", tags=["ops"], summary="Alive, and every background task recently did work")
     async def healthz(request: Request) -> Response:

@@ -14,6 +14,9 @@
   `consumer_streams.held_from` is the first version of a stream the consumer parked: later
   versions park behind it until it is re-driven (`dead_letter_retries` audits who asked).
 * `rebuild_runs` keeps each read-model rebuild's status where every replica can read it.
+* `idempotency_keys` holds each `Idempotency-Key` a caller used on a route, with a keyed
+  fingerprint of its request (shared/idempotency.py); requests not answered by one command
+  (batches, uploads, operations) keep their first answer there too.
 """
 
 from __future__ import annotations
@@ -61,7 +64,25 @@ CREATE TABLE IF NOT EXISTS rebuild_runs (
 );
 """
 
-KERNEL_DDL = """
+# Written to apply to a schema made from an earlier kernel (migration `idempotency_keys`) as
+# well as to a fresh one.
+IDEMPOTENCY_DDL = """
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    caller        text NOT NULL,
+    method        text NOT NULL,
+    route         text NOT NULL,
+    key           text NOT NULL,
+    fingerprint   bytea NOT NULL,
+    status        integer,
+    headers       jsonb,
+    body          bytea,
+    recorded_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (caller, method, route, key)
+);
+"""
+
+KERNEL_DDL = (
+    """
 CREATE TABLE IF NOT EXISTS events (
     position        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tx_id           xid8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -124,11 +145,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     parked_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (consumer, topic, partition, "offset")
 );
-""" + SELF_HEALING_DDL
+"""
+    + SELF_HEALING_DDL
+    + IDEMPOTENCY_DDL
+)
 
 KERNEL_DROP = """
-DROP TABLE IF EXISTS rebuild_runs, dead_letter_retries, relay_leases, dead_letters,
-    consumer_streams, consumer_offsets, relay_checkpoints, events;
+DROP TABLE IF EXISTS idempotency_keys, rebuild_runs, dead_letter_retries, relay_leases,
+    dead_letters, consumer_streams, consumer_offsets, relay_checkpoints, events;
 """
 
 
@@ -160,6 +184,16 @@ def self_healing_down(op: Any) -> None:
     op.execute("DROP INDEX IF EXISTS dead_letters_open_idx")
     for column in ("reason", "resolved_at", "retry_requested_at"):
         op.execute(f"ALTER TABLE dead_letters DROP COLUMN IF EXISTS {column}")
+
+
+def idempotency_keys(op: Any) -> None:
+    """A migration's upgrade to the kernel with idempotency keys (a no-op where it exists)."""
+    for sql in statements(IDEMPOTENCY_DDL):
+        op.execute(sql)
+
+
+def idempotency_keys_down(op: Any) -> None:
+    op.execute("DROP TABLE IF EXISTS idempotency_keys")
 
 
 def statements(ddl: str = KERNEL_DDL) -> list[str]:

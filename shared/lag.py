@@ -39,6 +39,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from shared.http import Part, background
+from shared.kafka import Cluster, kafka_admin, kafka_consumer
 from shared.metrics import (
     COMMITTED,
     CONSUMER_HELD_STREAMS,
@@ -156,9 +157,9 @@ class KafkaUnavailable(Exception):
     """Kafka did not answer within the time given."""
 
 
-async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+async def partitions_of(bootstrap: Cluster, topics: Sequence[str]) -> list[TopicPartition]:
     """Every partition of the existing `topics`, from the cluster's metadata."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = kafka_admin(bootstrap, request_timeout_ms=10000)
     try:
         await admin.start()
         described = await admin.describe_topics(sorted(set(topics)))
@@ -183,7 +184,7 @@ class Watermarks:
     next call connects afresh (a broker that was down and is back, another address).
     """
 
-    def __init__(self, bootstrap: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, bootstrap: Cluster, *, timeout: float = 10.0) -> None:
         self.bootstrap = bootstrap
         self.timeout = timeout
         self._kafka: AIOKafkaConsumer | None = None
@@ -193,14 +194,12 @@ class Watermarks:
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         request_ms = max(1000, int(self.timeout * 1000))
         if self._admin is None:
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self.bootstrap, request_timeout_ms=request_ms
-            )
+            admin = kafka_admin(self.bootstrap, request_timeout_ms=request_ms)
             self._admin = admin
             await admin.start()
         if self._kafka is None:
-            kafka = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
+            kafka = kafka_consumer(
+                self.bootstrap,
                 group_id=None,
                 enable_auto_commit=False,
                 isolation_level="read_committed",
@@ -258,7 +257,7 @@ class DataRecords:
     later span over the same partition reads only what was appended since.
     """
 
-    def __init__(self, bootstrap: str, *, timeout: float = 3.0, cap: int = 2000) -> None:
+    def __init__(self, bootstrap: Cluster, *, timeout: float = 3.0, cap: int = 2000) -> None:
         self.bootstrap = bootstrap
         self.timeout = timeout
         self.cap = cap
@@ -330,8 +329,8 @@ class DataRecords:
 
     async def _client(self) -> AIOKafkaConsumer:
         if self._kafka is None:
-            kafka = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
+            kafka = kafka_consumer(
+                self.bootstrap,
                 group_id=None,
                 enable_auto_commit=False,
                 isolation_level="read_committed",
@@ -603,8 +602,8 @@ def lag_parts(
 
     @asynccontextmanager
     async def watch(app: FastAPI) -> AsyncIterator[None]:
-        watermarks = Watermarks(settings.kafka_bootstrap, timeout=kafka_timeout)
-        records = DataRecords(settings.kafka_bootstrap, timeout=kafka_timeout)
+        watermarks = Watermarks(settings.kafka, timeout=kafka_timeout)
+        records = DataRecords(settings.kafka, timeout=kafka_timeout)
         app.state.lag_watch = LagWatch(
             app.state.pool,
             watermarks,

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from shared.auth import Principal, Role, require
+from shared.auth import Principal
 from shared.dead_letters import (
     AlreadyResolved,
     DeadLetter,
@@ -23,31 +23,16 @@ from shared.dead_letters import (
     list_retries,
     request_retry,
 )
+from shared.eventstore import CommandContext
 from shared.lag import LagReport
 from shared.problems import Problem
+from shared.requests import answer_once, json_answer
+from shared.roles import allow
 
 router = APIRouter(tags=["ops"])
 
-OBSERVERS = (Role.ADMIN, Role.AUDITOR)
-
-
-def whole_system(principal: Principal) -> None:
-    """403 unless the token is scoped to the whole system (`*`)."""
-    if not principal.everywhere:
-        raise Problem(
-            403, "operational endpoints need a token scoped to the whole system (*)",
-            slug="out-of-scope",
-        )  # fmt: skip
-
-
-def observer(principal: Annotated[Principal, Depends(require(*OBSERVERS))]) -> Principal:
-    whole_system(principal)
-    return principal
-
-
-def operator(principal: Annotated[Principal, Depends(require(Role.ADMIN))]) -> Principal:
-    whole_system(principal)
-    return principal
+observer = allow("ops.observe")
+operator = allow("ops.operate")
 
 
 @router.get(
@@ -172,17 +157,20 @@ async def retry_dead_letter(
     dead_letter_id: DeadLetterId,
     body: Annotated[RetryBody, Body()],
     request: Request,
-    response: Response,
     principal: Annotated[Principal, Depends(operator)],
-) -> DeadLetter:
-    async with request.app.state.pool.acquire() as conn:
-        try:
-            asked = await request_retry(
-                conn, dead_letter_id, requested_by=principal.sub, reason=body.reason
-            )
-        except AlreadyResolved as exc:
-            raise Problem(409, str(exc), slug="already-resolved") from exc
-    if asked is None:
-        raise Problem(404, f"dead letter {dead_letter_id} is not known")
-    response.headers["Location"] = f"/v1/admin/dead-letters/{dead_letter_id}"
-    return asked
+) -> Response:
+    async def ask(_: CommandContext) -> Response:
+        async with request.app.state.pool.acquire() as conn:
+            try:
+                asked = await request_retry(
+                    conn, dead_letter_id, requested_by=principal.sub, reason=body.reason
+                )
+            except AlreadyResolved as exc:
+                raise Problem(409, str(exc), slug="already-resolved") from exc
+        if asked is None:
+            raise Problem(404, f"dead letter {dead_letter_id} is not known")
+        location = f"/v1/admin/dead-letters/{dead_letter_id}"
+        return json_answer(asked, 202, {"Location": location})
+
+    # a retry with the same Idempotency-Key does not ask twice
+    return await answer_once(request, principal, ask)

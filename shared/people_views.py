@@ -2,7 +2,8 @@
 
 Screening needs it to refuse commands about unknown households or persons and to place a
 person in the tree; checkpoint needs it to recognise residents by `id_hmac` and their
-vehicles by plate. Only masked values and the HMAC travel; nothing here is clear PII.
+vehicles by plate. Only masked values and the HMAC travel; nothing here is clear PII, and
+no age: neither service decides anything by it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ CREATE TABLE IF NOT EXISTS persons (
     name_masked      text NOT NULL,
     phone_masked     text,
     id_hmac          text NOT NULL,
-    birth_year       integer,
     voided           boolean NOT NULL DEFAULT false,
     version          integer NOT NULL
 );
@@ -78,8 +78,8 @@ async def on_person(conn: Any, env: Envelope, e: PersonRegistered) -> None:
     await conn.execute(
         """
         INSERT INTO persons (id, household_id, residency, tags, document_type, document_masked,
-            name_masked, phone_masked, id_hmac, birth_year, version)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING
+            name_masked, phone_masked, id_hmac, version)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING
         """,
         e.person_id,
         e.household_id,
@@ -90,7 +90,6 @@ async def on_person(conn: Any, env: Envelope, e: PersonRegistered) -> None:
         e.name_masked,
         e.phone_masked,
         e.id_hmac,
-        e.birth_year,
         env.version,
     )
 

@@ -42,13 +42,14 @@ from enum import StrEnum
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel, Field
 
 from shared.consumer import EventConsumer, Handler, gate_key
 from shared.db import advisory_key, check_schema_name, create_pool
 from shared.envelope import Envelope
+from shared.kafka import Cluster, kafka_consumer
 from shared.lag import Watermarks, partitions_of
 
 log = logging.getLogger(__name__)
@@ -261,8 +262,8 @@ class CatchUpConsumer(EventConsumer):
         return self.decoded.envelope_of(record)
 
     async def start(self) -> None:
-        self.kafka = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        self.kafka = kafka_consumer(
+            self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -322,7 +323,7 @@ class Rebuild:
         *,
         dsn: str,
         schema: str,
-        bootstrap: str,
+        bootstrap: Cluster,
         models: Sequence[ReadModel],
         migrate: Migrate,
         batch: int = 20_000,

@@ -42,7 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from shared.eventstore import COLUMNS
-from shared.kafka import relay_producer
+from shared.kafka import Cluster, kafka_consumer, relay_producer
 from shared.metrics import RELAY_LAG, RELAY_PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -381,7 +381,7 @@ def _position_of(headers: Any) -> Position | None:
 
 
 async def published_through(
-    bootstrap: str,
+    bootstrap: Cluster,
     topic: str,
     partitions: Sequence[int],
     *,
@@ -395,8 +395,8 @@ async def published_through(
     committed behind its back any more, and since each batch is one transaction over a
     prefix of the relay's order, the last committed record of each partition suffices.
     """
-    kafka = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    kafka = kafka_consumer(
+        bootstrap,
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -449,7 +449,7 @@ async def _last_position(
 class RelayConfig:
     """Where a store's relay publishes and how it holds its lease."""
 
-    bootstrap: str
+    bootstrap: Cluster
     topic: str
     name: str  # the store's relay: `<schema>.relay`
     replica: str  # this process (`host:pid`)

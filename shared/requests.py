@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
-from fastapi import Request
+from fastapi import Request, Response
+from pydantic import BaseModel
 
 from shared.auth import Principal
 from shared.eventstore import CommandContext
+from shared.idempotency import once, request_key
 from shared.logs import correlation_id
 from shared.problems import Problem
 
-MAX_KEY_LENGTH = 200
-
 
 def command_context(request: Request, principal: Principal) -> CommandContext:
-    key = request.headers.get("idempotency-key")
-    if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH):
-        raise Problem(
-            422,
-            f"Idempotency-Key: must be 1-{MAX_KEY_LENGTH} characters",
-            slug="validation-error",
-            errors=[{"field": "header.Idempotency-Key", "reason": "bad length"}],
-        )
+    """The caller, the request's `Idempotency-Key` (shared/idempotency.py) and correlation."""
+    key = request_key(request, principal.sub)
     cid = correlation_id.get()
     return CommandContext(
         actor=principal.sub,
-        command_id=f"{principal.sub}:{key}" if key else None,
+        command_id=key.command_id if key else None,
         correlation_id=uuid.UUID(cid) if cid else None,
+        idempotency=key,
     )
 
 
@@ -56,3 +53,29 @@ def new_id(kind: str, body_id: str | None, ctx: CommandContext) -> str:
     if ctx.command_id:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"grid-epi:{kind}:{ctx.command_id}"))
     return str(uuid.uuid4())
+
+
+async def answer_once(
+    request: Request,
+    principal: Principal,
+    answer: Callable[[CommandContext], Awaitable[Response]],
+) -> Response:
+    """For a write answered by more than one transaction (a batch, an upload, an operation):
+    with an `Idempotency-Key`, run at most once per key and answer retries with the first
+    answer (shared/idempotency.py `once`). `answer` gets a context without a command id:
+    the items' own ids are their idempotency."""
+    ctx = command_context(request, principal)
+    unkeyed = replace(ctx, command_id=None, idempotency=None)
+    return await once(request.app.state.pool, ctx.idempotency, lambda: answer(unkeyed))
+
+
+def json_answer(
+    model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A model as the JSON response a route would have made of it."""
+    return Response(
+        model.model_dump_json().encode(),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )

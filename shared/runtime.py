@@ -40,7 +40,7 @@ def relay(settings: ServiceSettings, topic: str) -> Part:
     """Publish this service's events to its topic while this process holds the store's
     lease; stand by while another replica does (shared/relay.py)."""
     config = RelayConfig(
-        bootstrap=settings.kafka_bootstrap,
+        bootstrap=settings.kafka,
         topic=topic,
         name=f"{settings.schema_name}.relay",
         replica=settings.replica_id,
@@ -52,7 +52,7 @@ def relay(settings: ServiceSettings, topic: str) -> Part:
 
     async def run(app: FastAPI, stop: asyncio.Event, beat: Beat) -> None:
         await ensure_topics(
-            settings.kafka_bootstrap,
+            settings.kafka,
             [topic],
             settings.topic_partitions,
             client_id=settings.client_id("admin"),
@@ -92,14 +92,14 @@ def consumer(
 
     async def run(app: FastAPI, stop: asyncio.Event, beat: Beat) -> None:
         await ensure_topics(
-            settings.kafka_bootstrap,
+            settings.kafka,
             topics,
             settings.topic_partitions,
             client_id=settings.client_id("admin"),
         )
         await EventConsumer(
             app.state.pool,
-            settings.kafka_bootstrap,
+            settings.kafka,
             topics,
             handler.build(app.state.pool) if isinstance(handler, WithPool) else handler,
             name=consumer_name(settings, name),

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import create_pool
+from shared.kafka import kafka_admin
 from shared.kernel_schema import KERNEL_DDL, statements
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
     Topics are kept forever by design, so without this every test run would leave its partitions
     on the broker, which loads all of them at each start.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    admin = kafka_admin(bootstrap, request_timeout_ms=30000)
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(prefix)]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,6 +16,14 @@ from shared.testing import (
     schema_pool,
     unique,
 )
+
+# The suite runs the services on the built-in development secrets (set before any test module
+# builds settings); the chaos suite gives its service processes generated keys instead.
+os.environ["GRID_DEV_MODE"] = "1"
+
+
+def pytest_report_header() -> str:
+    return "GRID_DEV_MODE=1: services accept the built-in development secrets (never in production)"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,7 +2,7 @@
 # Local test infrastructure for grid-epi: one PostgreSQL and one single-node
 # KRaft Kafka broker, run as plain processes (no container engine needed).
 #
-#   deploy/local/infra.sh up       start both (idempotent, fast when running)
+#   deploy/local/infra.sh up [kafka]  start both, or the broker alone (idempotent, fast when running)
 #   deploy/local/infra.sh down     stop both, keep data
 #   deploy/local/infra.sh status   one line per server; exit 0 if both run, 3 otherwise
 #   deploy/local/infra.sh env      print exports: eval "$(deploy/local/infra.sh env)"
@@ -20,6 +20,12 @@
 #   GRID_INFRA_TIMEOUT          seconds a server may go without answering or making
 #                               visible progress (log output) during start (default 60)
 #   GRID_INFRA_MAX_WAIT         hard limit on waiting for Kafka to load its logs (default 1200)
+#   GRID_KAFKA_SASL             1: the client listener is SASL_PLAINTEXT, SCRAM-SHA-512, with one
+#                               user made when the storage is formatted (default 0: PLAINTEXT);
+#                               `env` then prints the client settings for it
+#   GRID_KAFKA_SASL_USERNAME    that user                (default grid)
+#   GRID_KAFKA_SASL_PASSWORD    its password             (default: generated on first format,
+#                               kept in $GRID_STATE_DIR/kafka/sasl.password, mode 600)
 #   GRID_INFRA                  "local" (default); "docker" is not supported yet
 set -euo pipefail
 
@@ -37,6 +43,8 @@ GRID_KAFKA_VERSION="${GRID_KAFKA_VERSION:-}"
 GRID_INFRA_TIMEOUT="${GRID_INFRA_TIMEOUT:-60}"
 GRID_INFRA_MAX_WAIT="${GRID_INFRA_MAX_WAIT:-1200}"
 GRID_INFRA="${GRID_INFRA:-local}"
+GRID_KAFKA_SASL="${GRID_KAFKA_SASL:-0}"
+GRID_KAFKA_SASL_USERNAME="${GRID_KAFKA_SASL_USERNAME:-grid}"
 
 PG_DIR="$GRID_STATE_DIR/pg"
 PG_DATA="$PG_DIR/data"
@@ -52,6 +60,11 @@ KAFKA_LOG="$KAFKA_DIR/kafka.log"
 KAFKA_OUT="$KAFKA_DIR/kafka.out"
 KAFKA_PID="$KAFKA_DIR/kafka.pid"
 KAFKA_CLUSTER_ID="$KAFKA_DIR/cluster.id"
+# SCRAM users exist only if the storage was formatted with them: the user name is noted here
+KAFKA_SCRAM_USER="$KAFKA_DIR/scram.user"
+KAFKA_SASL_PASSWORD="$KAFKA_DIR/sasl.password"
+KAFKA_CLIENT_CFG="$KAFKA_DIR/client.properties"
+KAFKA_SCRAM="SCRAM-SHA-512"
 
 # ---------------------------------------------------------------- helpers
 
@@ -311,19 +324,83 @@ ensure_kafka_jars() {
     die "could not download Kafka ($candidates) from Maven Central"
 }
 
-kafka_write_conf() {
-    make_dirs "$KAFKA_DATA"
-    # Rewritten on every up so port variables take effect on the next start.
-    cat >"$KAFKA_CFG" <<EOF
-# Managed by deploy/local/infra.sh; rewritten on every 'up'.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$GRID_KAFKA_CONTROLLER_PORT
+kafka_sasl_on() { [[ "$GRID_KAFKA_SASL" =~ ^(1|true|yes|on)$ ]]; }
+
+# Before anything is written for SASL: the SCRAM user exists only if the storage was formatted
+# with it (KRaft keeps credentials in its metadata log), so SASL on older storage needs a
+# 'reset'; its password is the given one, else the one kept from the first format, else a new
+# random one (kept for later runs). Another password than the user was made with could never
+# log in, so that is refused too.
+kafka_sasl_prepare() {
+    kafka_sasl_on || return 0
+    # it goes into a JAAS line and StorageTool's --add-scram list: no quotes, commas or brackets
+    if [[ -n "${GRID_KAFKA_SASL_PASSWORD:-}" && ! "$GRID_KAFKA_SASL_PASSWORD" =~ ^[A-Za-z0-9._~+/=-]+$ ]]; then
+        die "GRID_KAFKA_SASL_PASSWORD may hold only letters, digits and . _ ~ + / = -"
+    fi
+    if [[ -f "$KAFKA_DATA/meta.properties" && "$(cat "$KAFKA_SCRAM_USER" 2>/dev/null)" != "$GRID_KAFKA_SASL_USERNAME" ]]; then
+        die "the broker's storage in $KAFKA_DATA was formatted without SCRAM user '$GRID_KAFKA_SASL_USERNAME'; 'reset' (deletes its data) or choose another GRID_STATE_DIR"
+    fi
+    if [[ -s "$KAFKA_SASL_PASSWORD" ]]; then
+        if [[ -n "${GRID_KAFKA_SASL_PASSWORD:-}" && "$GRID_KAFKA_SASL_PASSWORD" != "$(cat "$KAFKA_SASL_PASSWORD")" ]]; then
+            die "GRID_KAFKA_SASL_PASSWORD differs from the password the broker's user was made with ($KAFKA_SASL_PASSWORD); unset it, or 'reset' to format anew"
+        fi
+    else
+        (umask 077 && printf '%s' "${GRID_KAFKA_SASL_PASSWORD:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')}" >"$KAFKA_SASL_PASSWORD")
+    fi
+}
+
+kafka_sasl_password() { cat "$KAFKA_SASL_PASSWORD"; }
+
+kafka_jaas() {
+    printf 'org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";' \
+        "$GRID_KAFKA_SASL_USERNAME" "$1"
+}
+
+# The listener clients use: PLAINTEXT on loopback, or SASL_PLAINTEXT (SCRAM) when asked for.
+# The broker's files hold the password then, so they are readable by this user alone.
+kafka_listener_conf() {
+    if kafka_sasl_on; then
+        local password
+        password="$(kafka_sasl_password)"
+        cat <<EOF
+listeners=SASL_PLAINTEXT://127.0.0.1:$GRID_KAFKA_PORT,CONTROLLER://127.0.0.1:$GRID_KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:$GRID_KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+sasl.enabled.mechanisms=$KAFKA_SCRAM
+sasl.mechanism.inter.broker.protocol=$KAFKA_SCRAM
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$(kafka_jaas "$password")
+EOF
+        (umask 077 && cat >"$KAFKA_CLIENT_CFG" <<EOF
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=$KAFKA_SCRAM
+sasl.jaas.config=$(kafka_jaas "$password")
+EOF
+        )
+    else
+        rm -f "$KAFKA_CLIENT_CFG"
+        cat <<EOF
 listeners=PLAINTEXT://127.0.0.1:$GRID_KAFKA_PORT,CONTROLLER://127.0.0.1:$GRID_KAFKA_CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$GRID_KAFKA_PORT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
+EOF
+    fi
+}
+
+kafka_write_conf() {
+    make_dirs "$KAFKA_DATA"
+    local listener
+    listener="$(kafka_listener_conf)"
+    # Rewritten on every up so port variables take effect on the next start.
+    (umask 077 && cat >"$KAFKA_CFG" <<EOF
+# Managed by deploy/local/infra.sh; rewritten on every 'up'.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$GRID_KAFKA_CONTROLLER_PORT
+$listener
 offsets.topic.replication.factor=1
 # Fewer offsets partitions than the default 50 keeps startup light.
 offsets.topic.num.partitions=6
@@ -340,6 +417,7 @@ log.dirs=$KAFKA_DATA
 num.recovery.threads.per.data.dir=4
 log.retention.ms=-1
 EOF
+    )
     # Everything to a size-capped file; nothing on the console.
     cat >"$KAFKA_LOG4J" <<EOF
 # Managed by deploy/local/infra.sh
@@ -381,13 +459,20 @@ while True:
         break'
 }
 
+# With SASL, the SCRAM user is made here, with the storage.
 kafka_format() {
     [[ -f "$KAFKA_DATA/meta.properties" ]] && return 0
     [[ -s "$KAFKA_CLUSTER_ID" ]] || kafka_new_cluster_id >"$KAFKA_CLUSTER_ID"
+    local -a scram=()
+    rm -f "$KAFKA_SCRAM_USER"
+    if kafka_sasl_on; then
+        scram=(--add-scram "$KAFKA_SCRAM=[name=$GRID_KAFKA_SASL_USERNAME,password=$(kafka_sasl_password)]")
+    fi
     log "formatting KRaft storage in $KAFKA_DATA"
     java -Dlog4j.configuration="file:$KAFKA_TOOLS_LOG4J" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool \
-        format --ignore-formatted -t "$(cat "$KAFKA_CLUSTER_ID")" -c "$KAFKA_CFG" >"$KAFKA_DIR/format.out" 2>&1 \
+        format --ignore-formatted -t "$(cat "$KAFKA_CLUSTER_ID")" -c "$KAFKA_CFG" "${scram[@]}" >"$KAFKA_DIR/format.out" 2>&1 \
         || { show_log_tail "$KAFKA_DIR/format.out" "$KAFKA_LOG"; die "kafka storage format failed (log: $KAFKA_DIR/format.out)"; }
+    if kafka_sasl_on; then printf '%s' "$GRID_KAFKA_SASL_USERNAME" >"$KAFKA_SCRAM_USER"; fi
 }
 
 # Pid of our broker, or nothing. Checks the command line so that a recycled
@@ -487,6 +572,7 @@ kafka_start() {
 kafka_up() {
     ensure_kafka_jars
     make_dirs "$KAFKA_DIR"
+    kafka_sasl_prepare
     local before=""
     [[ -f "$KAFKA_CFG" ]] && before="$(cat "$KAFKA_CFG")"
     kafka_write_conf
@@ -527,11 +613,15 @@ kafka_down() {
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
+    local only="${1:-}"
+    [[ -z "$only" || "$only" == kafka ]] || die "up takes no argument or 'kafka', not '$only'"
     take_lock
     local t0=$SECONDS
-    pg_up
+    [[ "$only" == kafka ]] || pg_up
     kafka_up
-    log "up in $((SECONDS - t0))s; DSN postgresql://postgres@127.0.0.1:$GRID_PG_PORT/$PG_DB, Kafka 127.0.0.1:$GRID_KAFKA_PORT"
+    local how="PLAINTEXT"
+    if kafka_sasl_on; then how="SASL_PLAINTEXT/$KAFKA_SCRAM user $GRID_KAFKA_SASL_USERNAME"; fi
+    log "up in $((SECONDS - t0))s; DSN postgresql://postgres@127.0.0.1:$GRID_PG_PORT/$PG_DB, Kafka 127.0.0.1:$GRID_KAFKA_PORT ($how)"
 }
 
 cmd_down() {
@@ -577,13 +667,22 @@ cmd_status() {
 cmd_topics() {
     ensure_kafka_jars
     kafka_write_tools_log4j
+    local -a auth=()
+    if [[ -f "$KAFKA_CLIENT_CFG" ]]; then auth=(--command-config "$KAFKA_CLIENT_CFG"); fi
     exec java -Dlog4j.configuration="file:$KAFKA_TOOLS_LOG4J" -cp "$KAFKA_LIBS/*" \
-        org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$GRID_KAFKA_PORT" "$@"
+        org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$GRID_KAFKA_PORT" "${auth[@]}" "$@"
 }
 
 cmd_env() {
     printf 'export GRID_PG_DSN=postgresql://postgres@127.0.0.1:%s/%s\n' "$GRID_PG_PORT" "$PG_DB"
     printf 'export GRID_KAFKA_BOOTSTRAP=127.0.0.1:%s\n' "$GRID_KAFKA_PORT"
+    # the broker's last 'up' decides: its client listener is SASL when the client file exists
+    if [[ -f "$KAFKA_CLIENT_CFG" ]]; then
+        printf 'export GRID_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT\n'
+        printf 'export GRID_KAFKA_SASL_MECHANISM=%s\n' "$KAFKA_SCRAM"
+        printf 'export GRID_KAFKA_SASL_USERNAME=%s\n' "$(cat "$KAFKA_SCRAM_USER")"
+        printf 'export GRID_KAFKA_SASL_PASSWORD_FILE=%s\n' "$KAFKA_SASL_PASSWORD"
+    fi
 }
 
 usage() {
@@ -601,7 +700,7 @@ main() {
         *) die "unknown GRID_INFRA=$GRID_INFRA (expected 'local')" ;;
     esac
     case "$cmd" in
-        up) cmd_up ;;
+        up) shift; cmd_up "$@" ;;
         down) cmd_down ;;
         reset) cmd_reset ;;
         status) cmd_status ;;

@@ -7,6 +7,10 @@
 #
 # Logs and pid files live in .run/ (gitignored). Ports: REGISTRY_PORT (8001),
 # SCREENING_PORT (8002), CHECKPOINT_PORT (8003), REPORTING_PORT (8004).
+#
+# A development machine: GRID_DEV_MODE defaults to 1, so the services accept the built-in
+# development secrets (with a warning). Set real keys (docs/security.md) and GRID_DEV_MODE=0
+# to run them as in production.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -30,6 +34,7 @@ port_of() {
 # One database cluster in development: every service gets the same DSN, its own schema.
 export_env() {
     eval "$(bash "$ROOT/deploy/local/infra.sh" env)"
+    export GRID_DEV_MODE="${GRID_DEV_MODE:-1}"
     local s upper
     for s in "${SERVICES[@]}"; do
         upper="$(tr '[:lower:]' '[:upper:]' <<<"$s")"
@@ -62,6 +67,9 @@ wait_ready() {
 cmd_start() {
     mkdir -p "$RUN_DIR"
     export_env
+    if [[ "$GRID_DEV_MODE" =~ ^(1|true|yes|on)$ ]]; then
+        log "WARNING: GRID_DEV_MODE=1: the services accept the built-in development secrets; never run like this in production"
+    fi
     log "migrating"
     "$PY" -m shared.migrations "${SERVICES[@]}" >&2
     local s

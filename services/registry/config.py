@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.registry.pii import DEV_PII_KEYS
+from services.registry.pii import DEV_PII_KEYS, parse_key_ring
 from shared.settings import ServiceSettings
 
 DEFAULT_NODE_KINDS = (
@@ -29,6 +32,7 @@ DEFAULT_NODE_KINDS = (
 
 class RegistrySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore")
+    secret_fields: ClassVar[tuple[str, ...]] = (*ServiceSettings.secret_fields, "pii_keys")
 
     service: str = "registry"
     port: int = 8001
@@ -39,5 +43,15 @@ class RegistrySettings(ServiceSettings):
         description="AES-256-GCM key ring `kid:base64,...`; the first key encrypts",
         repr=False,
     )
-    # who may see clear names, document numbers and phones (each read is logged)
-    pii_readers: tuple[str, ...] = ("admin", "registrar", "grid_worker", "medic")
+
+    def weak_secrets(self) -> Iterator[str]:
+        yield from super().weak_secrets()
+        try:
+            ring = parse_key_ring(self.pii_keys)
+        except ValueError as exc:
+            yield f"REGISTRY_PII_KEYS: {exc}"
+            return
+        public = set(parse_key_ring(DEV_PII_KEYS).values())
+        for key_id, key in ring.items():
+            if key in public:
+                yield f"REGISTRY_PII_KEYS ({key_id}) is the built-in development key"

@@ -9,22 +9,31 @@ The associated data (`aad`) names the row and column a value belongs to, e.g.
 `f"{person_id}:name".encode()`: a ciphertext copied to another row or column fails to
 decrypt instead of silently showing another person's data.
 
-Make a key with `python -m services.registry.pii --new-key [--key-id k3]`.
+Make a key with `python -m services.registry.pii --new-key [--key-id k3]`. Rotating onto it:
+put it first in `REGISTRY_PII_KEYS` (the old keys after it) and restart the registry, so new
+values are sealed under it while old ones still open; then `python -m services.registry.pii
+--rotate` re-encrypts every stored value onto the current key, in short transactions, beside
+the running service, and prints how many values each key still holds. Once the old keys hold
+none, remove them from the ring (docs/security.md, "Secrets and keys").
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import binascii
 import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+if TYPE_CHECKING:
+    from services.registry.config import RegistrySettings
 
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
@@ -149,6 +158,37 @@ class PiiCipher:
         return self.encrypt(clear, aad)
 
 
+async def rotate_store(settings: RegistrySettings) -> tuple[int, dict[str, int]]:
+    """Re-encrypt the registry's stored values onto the ring's current key: (how many were
+    re-encrypted, how many values each key holds afterwards)."""
+    from services.registry import pii_store  # the store needs the database; the cipher not
+    from shared.db import create_pool
+
+    cipher = PiiCipher(settings.pii_keys)
+    pool = await create_pool(settings.database_url, settings.schema_name, max_size=2)
+    try:
+        done = await pii_store.rotate(pool, cipher)
+        rows = await pool.fetch("SELECT key_id, count(*) AS n FROM pii GROUP BY key_id")
+    finally:
+        await pool.close()
+    return done, {r["key_id"]: r["n"] for r in rows}
+
+
+def _rotate() -> int:
+    from services.registry.config import RegistrySettings
+
+    settings = RegistrySettings()
+    try:
+        done, held = asyncio.run(rotate_store(settings))
+    except PiiError as exc:
+        print(f"rotation stopped: {exc}", file=sys.stderr)
+        return 1
+    current = PiiCipher(settings.pii_keys).current_key_id
+    print(f"re-encrypted {done} values onto key {current}")
+    print("values per key: " + (", ".join(f"{k}={n}" for k, n in sorted(held.items())) or "none"))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m services.registry.pii", description="PII key ring tools"
@@ -157,7 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--new-key", action="store_true", help="print a new random base64 AES-256 key"
     )
     parser.add_argument("--key-id", help="print it as a key ring entry 'KEY_ID:KEY'")
+    parser.add_argument(
+        "--rotate",
+        action="store_true",
+        help="re-encrypt every stored value onto the first key of REGISTRY_PII_KEYS "
+        "(the registry's settings: REGISTRY_DATABASE_URL, REGISTRY_DB_SCHEMA)",
+    )
     args = parser.parse_args(argv)
+    if args.rotate:
+        return _rotate()
     if not args.new_key:
         parser.print_help(sys.stderr)
         return 2

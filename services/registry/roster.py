@@ -49,6 +49,7 @@ __all__ = [
     "RosterFormatError",
     "RosterRow",
     "RowError",
+    "header_of",
     "household_key",
     "parse_roster",
 ]
@@ -196,6 +197,11 @@ _TAG_SEPARATORS: Final = re.compile(r"[、,，;；/\s]+")
 _BRACKETED: Final = re.compile(r"[(\[【].*?[)\]】]")
 _CJK_GAP: Final = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=[\u3400-\u9fff])")
 _SCIENTIFIC: Final = re.compile(r"\d(?:\.\d+)?[eE]\+?\d+")
+
+
+def header_of(field: str) -> str:
+    """The canonical header of a roster field (`name` -> 姓名)."""
+    return _FIELDS[field][0]
 
 
 def _normalise_header(value: Any) -> str:

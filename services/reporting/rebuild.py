@@ -52,7 +52,7 @@ def reporting_rebuild(settings: ServiceSettings, consumes: Consumes, **options: 
     return Rebuild(
         dsn=settings.database_url,
         schema=settings.schema_name,
-        bootstrap=settings.kafka_bootstrap,
+        bootstrap=settings.kafka,
         models=read_models(settings, consumes),
         migrate=migrate,
         **options,

@@ -68,6 +68,9 @@ class ScreeningSettings(ServiceSettings):
     scheduler_interval: float = Field(30.0, gt=0)
     run_scheduler: bool = True
     scheduler_grace_seconds: int = Field(0, ge=0)
+    # misses one pass appends for one stream (in one transaction): a stream further behind is
+    # caught up over several passes, after every other stream due has had its turn
+    scheduler_misses_per_watch: int = Field(200, ge=1, le=10000)
     # daily care plan (五个每日) per kind of watch: task -> windows (one window per time)
     care_plans: dict[str, dict[str, list[str]]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in care_domain.DEFAULT_CARE_PLANS.items()}

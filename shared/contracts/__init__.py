@@ -44,10 +44,16 @@ class Catalog:
         topic: str,
         events: Iterable[type[EventPayload]],
         upcasters: dict[tuple[str, int], Upcaster] | None = None,
+        earlier: Iterable[type[EventPayload]] = (),
     ) -> None:
+        """`earlier`: the models of versions no longer produced, so the published contract
+        files keep every version a stored or retained record may still have."""
         self.topic = topic
         self.events: dict[str, type[EventPayload]] = {e.event_type: e for e in events}
         self.upcasters = upcasters or {}
+        self.earlier: dict[str, list[type[EventPayload]]] = {}
+        for e in sorted(earlier, key=lambda e: e.schema_version):
+            self.earlier.setdefault(e.event_type, []).append(e)
 
     def __contains__(self, event_type: str) -> bool:
         return event_type in self.events
@@ -70,7 +76,15 @@ class Catalog:
         return cls.model_validate(data)
 
     def json_schemas(self) -> dict[str, Any]:
-        return {
-            name: {"schema_version": cls.schema_version, "schema": cls.model_json_schema()}
-            for name, cls in sorted(self.events.items())
-        }
+        """Each event's current schema, and under `earlier` those of its older versions."""
+        schemas: dict[str, Any] = {}
+        for name, cls in sorted(self.events.items()):
+            schemas[name] = {
+                "schema_version": cls.schema_version,
+                "schema": cls.model_json_schema(),
+            }
+            if name in self.earlier:
+                schemas[name]["earlier"] = {
+                    str(e.schema_version): e.model_json_schema() for e in self.earlier[name]
+                }
+        return schemas

@@ -8,7 +8,7 @@ service holding the key can recognise a document without ever holding it.
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,9 @@ TOPIC = "registry.events"
 Residency = Literal["resident", "temporary", "visitor"]
 DocumentType = Literal["resident_id", "passport", "hk_macao_permit", "taiwan_permit"]
 CoverKind = Literal["node", "person"]
+AgeBand = Literal["0-17", "18-59", "60+"]
+"""Minors (未成年人), working age, elderly (老年人): each band spans enough birth dates that a
+masked resident ID still has hundreds of candidate numbers (see docs/security.md)."""
 
 # -- places (区 → 街道/乡镇 → 社区/村 → 网格 → 小区/楼栋 → 单元 → 楼层 → 户) --------
 
@@ -82,9 +85,46 @@ class HouseholdRegistered(EventPayload):
 
 
 class PersonRegistered(EventPayload):
-    """A person joined the roster of a household."""
+    """A person joined the roster of a household.
+
+    Nothing here narrows `document_masked` back to the number: the 8 hidden digits of a
+    resident ID are the birth date, so the person carries only a wide age band, computed once
+    on the day of registration (`age_band_on`) and never recomputed — a band that changed
+    later would date the birthday it crossed. (`sex` is the 17th digit, already shown.)"""
 
     event_type = "PersonRegistered"
+    schema_version = 2
+
+    person_id: str
+    household_id: str
+    residency: Residency
+    tags: list[str] = Field(
+        default_factory=list, description="特困, 低保, 残疾, 孤寡老人, free tags"
+    )
+    document_type: DocumentType
+    document_masked: str = Field(examples=["110105********1234"])
+    name_masked: str = Field(examples=["张*"])
+    phone_masked: str | None = Field(default=None, examples=["138****5678"])
+    id_hmac: str = Field(description="hex HMAC-SHA256 of the normalised document number")
+    age_band: AgeBand | None = Field(
+        default=None,
+        description="age on `age_band_on` (resident IDs only; none for other documents and "
+        "for persons registered before bands existed)",
+    )
+    age_band_on: date | None = Field(
+        default=None, description="the day (in China) the band was computed: the registration"
+    )
+    sex: Literal["male", "female"] | None = None
+
+
+class PersonRegisteredV1(EventPayload):
+    """A person joined the roster of a household."""
+
+    # As first published, kept for the contract files and the upcaster; never produced: its
+    # birth year beside `document_masked` narrowed a resident ID to about 33 candidates.
+    model_config = ConfigDict(frozen=True, extra="ignore", title="PersonRegistered")
+    event_type = "PersonRegistered"
+    schema_version = 1
 
     person_id: str
     household_id: str
@@ -99,6 +139,12 @@ class PersonRegistered(EventPayload):
     id_hmac: str = Field(description="hex HMAC-SHA256 of the normalised document number")
     birth_year: int | None = None
     sex: Literal["male", "female"] | None = None
+
+
+def person_registered_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop the birth year. No band is made from it: the event does not say on which day the
+    band would hold, and an upcast must not depend on when it runs."""
+    return {k: v for k, v in data.items() if k != "birth_year"}
 
 
 class PersonMoved(EventPayload):
@@ -256,4 +302,6 @@ CATALOG = Catalog(
         PartyAssigned,
         AssignmentEnded,
     ],
+    upcasters={("PersonRegistered", 1): person_registered_v1_to_v2},
+    earlier=[PersonRegisteredV1],
 )

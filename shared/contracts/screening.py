@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import Catalog, EventPayload
+from shared.scrub import FreeText
 
 TOPIC = "screening.events"
 
@@ -133,7 +134,7 @@ class VisitVoided(EventPayload):
 class TravelStop(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    place: str = Field(examples=["湖北省武汉市"])
+    place: FreeText = Field(examples=["湖北省武汉市"])
     region_code: str | None = Field(None, examples=["420100"])
     arrived_on: date | None = None
     left_on: date | None = None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
 
-from shared.identity import resident_id_check_digit
+from shared.identity import china_today, resident_id_check_digit
 from tests.e2e.conftest import Stack
 from tests.e2e.test_places import grow
 from tests.integration.helpers import read_topic
@@ -59,7 +60,11 @@ async def test_a_registered_person_is_shown_masked_in_the_household(homes: Stack
     body = r.json()
     assert body["document_masked"] == ZHANG[:6] + "********" + ZHANG[-4:]
     assert body["name_masked"] == "张*" and body["phone_masked"] == "138****5678"
-    assert body["birth_year"] == 1990 and body["tags"] == ["低保"] and body["clear"] is None
+    assert body["tags"] == ["低保"] and body["clear"] is None
+    # no birth year beside the masked number (its hidden digits are the birth date)
+    assert "birth_year" not in body
+    assert body["age_band"] == "18-59"
+    assert 0 <= (china_today() - date.fromisoformat(body["age_band_on"])).days <= 1
     h = await homes.registry.get("/v1/households/h301", headers=homes.token("command"))
     assert [p["id"] for p in h.json()["persons"]] == [body["id"]]
     assert h.json()["path"] == "root.street_a.comm.g1.b1.h301"
@@ -220,3 +225,6 @@ async def test_no_clear_name_document_or_phone_in_any_kafka_message(homes: Stack
     assert "PersonRegistered" in raw
     for secret in ("张三", "李四", "王五", ZHANG, LI, "13812345678", "13900001111", ZHANG[6:14]):
         assert secret not in raw, secret
+    # nor anything that narrows a masked number back: its hidden digits are the birth date
+    assert "birth_year" not in raw
+    assert '"age_band":"18-59"' in raw

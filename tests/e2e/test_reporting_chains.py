@@ -18,11 +18,20 @@ from services.reporting.projections_chains import CHAINS
 from shared.db import create_pool
 from shared.identity import resident_id_check_digit
 from shared.testing import Infra, eventually
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, start_stack
 from tests.e2e.test_chains import assignment, build
 from tests.e2e.test_reporting_ledgers import replay
 
 ZHAO = "11010519800202123" + resident_id_check_digit("11010519800202123")
+
+
+@pytest.fixture
+async def full_stack(infra: Infra) -> AsyncIterator[Stack]:
+    """All four services, with a fact horizon wide enough for the story's 2020 days."""
+    wide = {"fact_horizon_days": 3650}
+    services = ["registry", "screening", "checkpoint", "reporting"]
+    async for s in start_stack(infra, services, screening=wide, checkpoint=wide):
+        yield s
 
 
 @pytest.fixture

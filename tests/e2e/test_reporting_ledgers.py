@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import openpyxl  # type: ignore[import-untyped]
+import pytest
 
 from services.reporting.projections_chains import LEDGERS, REPORTS
 from shared.identity import resident_id_check_digit
 from shared.projection import Projection
-from shared.testing import eventually
-from tests.e2e.conftest import Stack
+from shared.testing import Infra, eventually
+from tests.e2e.conftest import Stack, start_stack
 from tests.e2e.test_places import TREE, grow
 from tests.integration.helpers import read_topic
 
@@ -31,6 +33,15 @@ ZHANG = "11010519900101123" + resident_id_check_digit("11010519900101123")
 LI = "22010219851231456" + resident_id_check_digit("22010219851231456")
 WANG = "51012119700505123" + resident_id_check_digit("51012119700505123")
 VISITOR = "44030419880808123" + resident_id_check_digit("44030419880808123")
+
+
+@pytest.fixture
+async def full_stack(infra: Infra) -> AsyncIterator[Stack]:
+    """All four services, with a fact horizon wide enough for the story's days of 2022."""
+    wide = {"fact_horizon_days": 3650}
+    services = ["registry", "screening", "checkpoint", "reporting"]
+    async for s in start_stack(infra, services, screening=wide, checkpoint=wide):
+        yield s
 
 
 def at(hhmm: str, day: str = DAY) -> str:

@@ -26,7 +26,7 @@ from shared.envelope import utc_now
 from shared.eventstore import COLUMNS, CommandContext, PendingEvent, append, row_to_envelope
 from shared.identity import resident_id_check_digit
 from shared.testing import Infra, eventually
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, start_stack
 from tests.e2e.test_places import grow
 
 ZHANG = "11010519900101123" + resident_id_check_digit("11010519900101123")
@@ -34,6 +34,7 @@ LI = "22010219851231456" + resident_id_check_digit("22010219851231456")
 WANG = "51012119700505123" + resident_id_check_digit("51012119700505123")
 ASKED = "2020-02-01T10:00:00+08:00"
 TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+WIDE_HORIZON = {"fact_horizon_days": 3650}
 
 
 @dataclass
@@ -47,6 +48,13 @@ class World:
 
     def token(self, *roles: str, scope: list[str] | None = None) -> dict[str, str]:
         return self.stack.token(*roles, scope=scope, sub=f"{roles[0]}-1")
+
+
+@pytest.fixture
+async def screening_stack(infra: Infra) -> AsyncIterator[Stack]:
+    """Registry and screening, with a fact horizon wide enough for the story's 2020 days."""
+    async for s in start_stack(infra, ["registry", "screening"], screening=WIDE_HORIZON):
+        yield s
 
 
 @pytest.fixture

@@ -176,6 +176,9 @@ async def test_zero_figures_late_and_missing_reports_are_told_apart(
 
 async def test_reports_outside_the_callers_jurisdiction_are_refused(screening_stack: Stack) -> None:
     s = screening_stack
+    clock = Clock(datetime.now(SHANGHAI))
+    s.apps["screening"].state.clock = clock
+    clock.at("17:00")  # reports for DAY are within the horizon
     await grow(s)
 
     async def known() -> bool:

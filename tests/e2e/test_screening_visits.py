@@ -327,7 +327,7 @@ VISIT_READERS = frozenset(
 REPORT_READERS = frozenset(
     {Role.ADMIN, Role.GRID_WORKER, Role.COMMAND, Role.AUDITOR, Role.INTEGRATOR}
 )
-ROLE_DAY = "2020-02-01"
+ROLE_DAY = datetime.now(SHANGHAI).date().isoformat()  # daily reports are facts of recent days
 
 
 @dataclass(frozen=True)

@@ -378,7 +378,7 @@ CARERS = OBSERVERS
 READERS = frozenset(
     {Role.ADMIN, Role.MEDIC, Role.GRID_WORKER, Role.COMMAND, Role.AUDITOR, Role.INTEGRATOR}
 )
-FUTURE = "2099-12-31"
+FUTURE = "2099-06-30"
 
 
 @dataclass(frozen=True)
@@ -439,7 +439,7 @@ ACCESS = [
         "/v1/quarantines/{quarantine_id}/extend",
         lambda r: f"/v1/quarantines/qx-{r}/extend",
         WRITERS,
-        lambda r: {"planned_end": "2100-01-31", "reason": "延长"},
+        lambda r: {"planned_end": "2099-12-31", "reason": "延长"},
     ),
     Call(
         "POST",

@@ -93,7 +93,7 @@ async def test_a_missed_slot_is_written_once_across_scans_and_restarts(
     assert await restarted.tick() == 0
     [miss] = await s.events("FollowUpMissed")
     assert miss["data"] == {"subject_id": SUBJECT, "slot_day": "2020-02-01", "slot": "08:00-10:00"}
-    assert miss["command_id"] == f"missed:{SUBJECT}:2020-02-01:08:00-10:00"
+    assert miss["command_id"] == f"missed:watch:{SUBJECT}@1"  # decided on version 1
     assert miss["occurred_at"] == at(1, 10)  # when the slot closed
     row = await s.pool.fetchrow("SELECT slot, carer_party_id FROM follow_up_misses")
     assert dict(row) == {"slot": "08:00-10:00", "carer_party_id": "doctor-li"}
@@ -207,3 +207,116 @@ async def test_a_missed_place_care_task_is_written_once(screening: Screening) ->
     }
     row = await s.pool.fetchrow("SELECT target_kind, party_id FROM care_misses")
     assert dict(row) == {"target_kind": "place", "party_id": "property-co"}
+
+
+# -- catch-up: linear per watch, fair across watches -------------------------------------------
+
+
+class CountingPool:
+    """The pool, counting the statements a scan sends and the event rows it reads back."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.statements = 0
+        self.event_rows = 0
+
+    def _count(self, query: str, result: Any) -> Any:
+        self.statements += 1
+        if isinstance(result, list) and " FROM events " in f" {query} ":
+            self.event_rows += len(result)
+        return result
+
+    async def fetch(self, query: str, *args: Any) -> Any:
+        return self._count(query, await self.pool.fetch(query, *args))
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        return self._count(query, await self.pool.fetchrow(query, *args))
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return self._count(query, await self.pool.fetchval(query, *args))
+
+    async def execute(self, query: str, *args: Any) -> Any:
+        return self._count(query, await self.pool.execute(query, *args))
+
+    def acquire(self) -> Any:
+        counting = self
+
+        class _Conn:
+            def __init__(self, conn: Any) -> None:
+                self.conn = conn
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.conn, name)
+
+            async def fetch(self, query: str, *args: Any) -> Any:
+                return counting._count(query, await self.conn.fetch(query, *args))
+
+            async def fetchrow(self, query: str, *args: Any) -> Any:
+                return counting._count(query, await self.conn.fetchrow(query, *args))
+
+            async def fetchval(self, query: str, *args: Any) -> Any:
+                return counting._count(query, await self.conn.fetchval(query, *args))
+
+            async def execute(self, query: str, *args: Any) -> Any:
+                return counting._count(query, await self.conn.execute(query, *args))
+
+        class _Acquire:
+            async def __aenter__(self) -> _Conn:
+                self.cm = counting.pool.acquire()
+                return _Conn(await self.cm.__aenter__())
+
+            async def __aexit__(self, *exc: Any) -> None:
+                await self.cm.__aexit__(*exc)
+
+        return _Acquire()
+
+
+BACKDATED, ON_TIME = "h:" + "0a" * 32, "h:" + "0b" * 32  # the late one sorts first
+CAUGHT_UP_AT = datetime(2020, 3, 2, 10, 5, tzinfo=ZONE)
+
+
+async def backdated_and_on_time(s: Screening) -> None:
+    """A watch back-dated 30 days (2020-02-01 07:00) and one started this morning: at 10:05 on
+    2020-03-02 the first owes 30 days of two follow-ups and a call plus this morning's
+    follow-up (91 misses), the second this morning's follow-up (1)."""
+    for subject, starts in ((BACKDATED, at(1, 7)), (ON_TIME, CAUGHT_UP_AT.replace(hour=7))):
+        cmd = Observe(subject, "g1", starts, date(2020, 3, 14), "doctor-li")
+        await watch.start_observation(s.pool, cmd, s.settings, MEDIC)
+
+
+async def test_a_back_dated_watch_catches_up_without_delaying_another_watchs_miss(
+    screening: Screening,
+) -> None:
+    s = screening
+    capped = screening.settings.model_copy(update={"scheduler_misses_per_watch": 20})
+    await backdated_and_on_time(s)
+    assert await scan(s.pool, capped, CAUGHT_UP_AT) == 92
+    backdated = await s.events("FollowUpMissed", f"watch:{BACKDATED}") + await s.events(
+        "CareTaskMissed", f"watch:{BACKDATED}"
+    )
+    assert len(backdated) == 91
+    [on_time] = await s.events("FollowUpMissed", f"watch:{ON_TIME}")
+    assert on_time["occurred_at"] == CAUGHT_UP_AT.replace(hour=10, minute=0)
+    # the other watch's miss is written in the first pass, after at most one cap of the
+    # back-dated watch's misses (which come oldest first)
+    positions = sorted(
+        await s.pool.fetch(
+            "SELECT position, stream_id FROM events WHERE type LIKE '%Missed' ORDER BY position"
+        ),
+        key=lambda r: r["position"],
+    )
+    assert [r["stream_id"] for r in positions].index(f"watch:{ON_TIME}") <= 20
+    assert await scan(s.pool, capped, CAUGHT_UP_AT) == 0
+
+
+async def test_catching_up_reads_each_event_of_a_stream_once(screening: Screening) -> None:
+    s = screening
+    await backdated_and_on_time(s)
+    stream_length = 1 + 91  # the start and the misses
+    counting = CountingPool(s.pool)
+    assert await scan(counting, s.settings, CAUGHT_UP_AT) == 92
+    # each stream is folded once, not once per miss (before: 4,189 event rows, 281
+    # statements): the page of due streams, then per watch a load, an append, the projection
+    # of its follow-up and care misses and its mark, whatever the backlog
+    assert counting.event_rows <= stream_length
+    assert counting.statements <= 1 + 5 * 2

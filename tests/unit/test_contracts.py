@@ -92,3 +92,14 @@ def test_exported_json_schemas_match_the_published_contract_files() -> None:
 def test_envelope_round_trips_through_json() -> None:
     e = envelope("NodeCreated", {"a": "甲"})
     assert Envelope.from_json(e.to_json()) == e
+
+
+def test_the_published_contract_files_keep_every_version_of_every_event() -> None:
+    """A record on a topic may hold any version ever produced; an integrator needs each."""
+    for catalog in CATALOGS:
+        stored = json.loads((DOCS / f"{catalog.topic}.json").read_text())
+        for name, cls in catalog.events.items():
+            versions = {stored[name]["schema_version"], *map(int, stored[name].get("earlier", {}))}
+            assert versions == set(range(1, cls.schema_version + 1)), name
+            for version in range(1, cls.schema_version):
+                assert (name, version) in catalog.upcasters, (name, version)

@@ -119,16 +119,31 @@ def test_moving_to_the_current_parent_is_a_no_op_and_roots_do_not_move() -> None
 
 def test_retiring_needs_the_children_gone_first_and_twice_is_a_no_op() -> None:
     with pytest.raises(DomainError) as info:
-        decide_retire(SANXI, RetireNode("合并", active_children=2))
+        decide_retire(SANXI, RetireNode("合并", active_children=2, households=0, persons=0))
     assert info.value.refusal is Refusal.CONFLICT
-    assert decide_retire(SANXI, RetireNode("合并", 0)) == [
+    assert decide_retire(SANXI, RetireNode("合并", 0, 0, 0)) == [
         NodeRetired(node_id="sanxi", reason="合并")
     ]
     retired = evolve(SANXI, NodeRetired(node_id="sanxi", reason="合并"), 2)
     assert retired is not None and retired.retired
-    assert decide_retire(retired, RetireNode("合并", 0)) == []
+    assert decide_retire(retired, RetireNode("合并", 0, 0, 0)) == []
     with pytest.raises(DomainError):
         decide_rename(retired, RenameNode("x"))
+
+
+@pytest.mark.parametrize(
+    ("households", "persons", "named"),
+    [
+        (0, 3, "0 active households and 3 registered persons"),
+        (1, 1, "1 active household and 1 registered person"),
+    ],
+)
+def test_a_place_people_live_in_is_not_retired(households: int, persons: int, named: str) -> None:
+    household = Node("h301", "b3", "household", "301", "jintang.sanxi.b3.h301", 2)
+    with pytest.raises(DomainError) as info:
+        decide_retire(household, RetireNode("拆除", 0, households, persons))
+    assert (info.value.refusal, info.value.code) == (Refusal.CONFLICT, "node-occupied")
+    assert named in str(info.value)
 
 
 def test_an_unknown_place_is_not_found() -> None:

@@ -17,6 +17,7 @@ from services.screening.domain.slots import (
     next_close_after,
     parse_slot,
     parse_slots,
+    settle_count,
     slot_of,
     split_day,
 )
@@ -174,6 +175,23 @@ def test_next_close_after() -> None:
     assert next_close_after(sh(1, 10), TWICE, SHANGHAI) == sh(1, 18)
     assert next_close_after(sh(1, 18), TWICE, SHANGHAI) == sh(2, 10)
     assert next_close_after(sh(1, 18), (), SHANGHAI) is None
+
+
+@pytest.mark.parametrize(
+    ("closes", "limit", "settled"),
+    [
+        ([10, 18, 34], 5, 3),  # all, when they fit
+        ([10, 18, 34], 2, 2),  # the oldest, up to the limit
+        ([10, 18, 18, 34], 2, 1),  # never part of the windows closing together
+        ([10, 10, 10, 18], 2, 3),  # the first instant whole, even over the limit
+        ([], 2, 0),
+    ],
+)
+def test_a_backlog_is_settled_in_bounded_passes(
+    closes: list[int], limit: int, settled: int
+) -> None:
+    instants = [sh(1, 0) + timedelta(hours=h) for h in closes]
+    assert settle_count(instants, limit) == settled
 
 
 def test_windows_follow_the_wall_clock_where_there_is_daylight_saving() -> None:

@@ -14,33 +14,35 @@ from services.screening.domain.care import (
     CompleteTask,
     PlaceCare,
     SetPlacePlan,
-    decide_place_missed,
     decide_place_plan,
     decide_place_task,
-    decide_subject_care_missed,
     decide_subject_task,
     evolve_place,
     parse_plans,
     place_care_due,
+    place_care_missed,
     subject_care_due,
+    subject_care_missed,
 )
-from services.screening.domain.slots import SlotRef, parse_slot, parse_slots
+from services.screening.domain.slots import SlotRef, parse_slots
 from services.screening.domain.watch import (
     EMPTY,
     IllegalTransition,
+    Miss,
     Observe,
     OrderQuarantine,
     RecordReading,
     Watch,
     decide_extend,
-    decide_follow_up_missed,
     decide_observe,
     decide_quarantine,
     decide_reading,
     decide_release,
     decide_transfer,
     evolve,
+    first_misses,
     follow_ups_due,
+    follow_ups_missed,
 )
 from shared.contracts import EventPayload
 from shared.contracts.screening import (
@@ -384,10 +386,12 @@ def test_due_slots_are_whole_windows_inside_the_watch_without_a_reading() -> Non
 def test_a_miss_is_decided_once_and_never_after_a_reading() -> None:
     ref = SlotRef(date(2020, 2, 1), SLOTS[0])
     state = STATES["quarantined"]
-    assert decide_follow_up_missed(state, ref, ZONE, at(1, 9)) == []  # not closed yet
-    [miss] = decide_follow_up_missed(state, ref, ZONE, at(1, 10))
-    assert miss == FollowUpMissed(subject_id=P, slot_day=date(2020, 2, 1), slot="08:00-10:00")
-    assert decide_follow_up_missed(evolve(state, miss, 2), ref, ZONE, at(1, 10)) == []
+    assert follow_ups_missed(state, SLOTS, ZONE, at(1, 0), at(1, 9)) == []  # not closed yet
+    [miss] = follow_ups_missed(state, SLOTS, ZONE, at(1, 0), at(1, 10))
+    assert miss == Miss(
+        at(1, 10), FollowUpMissed(subject_id=P, slot_day=date(2020, 2, 1), slot="08:00-10:00")
+    )
+    assert follow_ups_missed(evolve(state, miss.event, 2), SLOTS, ZONE, at(1, 0), at(1, 10)) == []
     read = evolve(
         state,
         TemperatureRecorded(
@@ -400,7 +404,24 @@ def test_a_miss_is_decided_once_and_never_after_a_reading() -> None:
         ),
         2,
     )
-    assert decide_follow_up_missed(read, ref, ZONE, at(5, 0)) == []
+    assert (ref.day, ref.label) not in {
+        (m.event.slot_day, m.event.slot)  # type: ignore[attr-defined]
+        for m in follow_ups_missed(read, SLOTS, ZONE, at(1, 0), at(5, 0))
+    }
+
+
+def test_a_backlog_is_settled_oldest_first_a_bounded_number_at_a_time() -> None:
+    # given a watch four days behind: eight follow-ups missed
+    owed = follow_ups_missed(STATES["quarantined"], SLOTS, ZONE, at(1, 0), at(5, 0))
+    assert len(owed) == 8
+    # when a pass may settle three, then it takes the three oldest
+    assert first_misses(reversed(owed), 3) == owed[:3]
+    assert first_misses(owed, 100) == owed
+    # windows closing at one instant are settled together, never split
+    tied = [Miss(at(1, 10), e.event) for e in owed[:2]] + [Miss(at(1, 18), owed[2].event)]
+    assert first_misses(tied, 1) == tied[:2]
+    assert first_misses(tied, 2) == tied[:2]
+    assert first_misses(tied, 3) == tied
 
 
 # -- care plans ------------------------------------------------------------------------------
@@ -466,9 +487,13 @@ def test_care_windows_closed_undone_are_missed_once_and_a_late_task_is_marked_la
     ]
     [garbage] = decide_subject_task(state, task("t1", "garbage", at(1, 20)), PLANS, ZONE, NOW)
     done = evolve(state, garbage, 2)
-    ref = SlotRef(date(2020, 2, 1), parse_slot("17:00-21:00"))
-    assert decide_subject_care_missed(done, "garbage", ref, PLANS, ZONE, at(1, 23)) == []
-    [miss] = decide_subject_care_missed(state, "garbage", ref, PLANS, ZONE, at(1, 23))
+
+    def garbage_missed(state: Watch) -> list[EventPayload]:
+        misses = subject_care_missed(state, PLANS, ZONE, at(1, 0), at(1, 23))
+        return [m.event for m in misses if m.event.task == "garbage"]  # type: ignore[attr-defined]
+
+    assert garbage_missed(done) == []
+    [miss] = garbage_missed(state)
     assert miss == CareTaskMissed(
         target_id=P,
         task="garbage",
@@ -477,7 +502,7 @@ def test_care_windows_closed_undone_are_missed_once_and_a_late_task_is_marked_la
         party_id="doctor-li",
     )
     missed = evolve(state, miss, 2)
-    assert decide_subject_care_missed(missed, "garbage", ref, PLANS, ZONE, at(1, 23)) == []
+    assert garbage_missed(missed) == []
     [late] = decide_subject_task(missed, task("t2", "garbage", at(1, 22)), PLANS, ZONE, NOW)
     assert isinstance(late, CareTaskCompleted) and late.late is True
 
@@ -534,6 +559,6 @@ def test_a_place_misses_windows_closed_undone_while_the_plan_is_in_force() -> No
         (1, "16:20-21:00"),
         (2, "07:00-11:40"),
     ]
-    [miss] = decide_place_missed(state, "disinfection", due[0][1], ZONE, at(5, 0))
+    miss = place_care_missed(state, ZONE, at(1, 0), at(5, 0))[0].event
     assert isinstance(miss, CareTaskMissed) and miss.party_id == "property-co"
     assert miss.target_id == "stairs"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -33,6 +33,7 @@ from services.checkpoint.domain.shifts import Interval, ScheduleShift, Shift, co
 from services.checkpoint.handlers import checkpoints as handlers
 from services.checkpoint.handlers import shifts as shift_handlers
 from shared.auth import check_scope
+from shared.horizon import CalendarDay
 from shared.places import covers
 from shared.problems import Problem
 from shared.requests import command_context, etag, expected_version, new_id
@@ -220,7 +221,8 @@ async def get_coverage(
     request: Request,
     principal: GateReader,
     day: Annotated[
-        date | None, Query(alias="date", description="YYYY-MM-DD in the system zone; default today")
+        CalendarDay | None,
+        Query(alias="date", description="YYYY-MM-DD in the system zone; default today"),
     ] = None,
 ) -> CoverageOut:
     await gate_in_scope(request, principal, checkpoint_id)

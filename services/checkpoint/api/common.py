@@ -10,22 +10,16 @@ from fastapi import Depends, Request
 
 from services.checkpoint.config import CheckpointSettings
 from services.checkpoint.handlers.checkpoints import node_of
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
 from shared.envelope import utc_now
 from shared.places import covers
 from shared.problems import Problem
+from shared.roles import allow
 
-ADMINS = (Role.ADMIN,)
-RECORDERS = (Role.ADMIN, Role.GATEKEEPER)
-# who reads a gate's set-up and staffing: the gatekeepers too
-GATE_READERS = (Role.ADMIN, Role.GATEKEEPER, Role.COMMAND, Role.AUDITOR, Role.INTEGRATOR)
-# who reads the register of crossings
-LEDGER_READERS = (Role.ADMIN, Role.COMMAND, Role.AUDITOR, Role.INTEGRATOR)
-
-Admin = Annotated[Principal, Depends(require(*ADMINS))]
-Recorder = Annotated[Principal, Depends(require(*RECORDERS))]
-GateReader = Annotated[Principal, Depends(require(*GATE_READERS))]
-LedgerReader = Annotated[Principal, Depends(require(*LEDGER_READERS))]
+Admin = Annotated[Principal, Depends(allow("checkpoints.write"))]
+Recorder = Annotated[Principal, Depends(allow("crossings.write"))]
+GateReader = Annotated[Principal, Depends(allow("checkpoints.read"))]
+LedgerReader = Annotated[Principal, Depends(allow("crossings.read"))]
 
 
 def pool(request: Request) -> Any:

@@ -37,13 +37,16 @@ from services.checkpoint.handlers.crossings import (
     Document,
     ItemOutcome,
 )
-from shared.auth import Principal, Role, check_scope
+from shared.auth import Principal, check_scope
 from shared.errors import DomainError
+from shared.eventstore import CommandContext
+from shared.horizon import CalendarDay
 from shared.identity import china_today, hmac_key
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, new_id
+from shared.requests import answer_once, command_context, etag, new_id
+from shared.roles import holds
 
 crossings = APIRouter(prefix="/v1/crossings", tags=["crossings"])
 ledgers = APIRouter(prefix="/v1/checkpoints", tags=["crossings"])
@@ -55,7 +58,7 @@ def _caller(principal: Principal) -> Caller:
     return Caller(
         sub=principal.sub,
         scope=None if principal.everywhere else principal.scope,
-        needs_shift=Role.ADMIN not in principal.roles,
+        needs_shift=not holds(principal, "crossings.any_gate"),
     )
 
 
@@ -193,9 +196,9 @@ async def record_batch(body: CrossingBatch, request: Request, principal: Recorde
             )
         except DomainError as exc:
             results.append(handlers.refused(index, item_id, exc))
-    ctx = command_context(request, principal)
-    results.extend(
-        await handlers.record_crossings(
+
+    async def record(ctx: CommandContext) -> Response:
+        recorded = await handlers.record_crossings(
             pool(request),
             ready,
             _caller(principal),
@@ -203,9 +206,10 @@ async def record_batch(body: CrossingBatch, request: Request, principal: Recorde
             _clock(request),
             settings(request).crossing_batch_chunk,
         )
-    )
-    results.sort(key=lambda r: r.index)
-    return Response(batch_json(len(body.items), results), media_type="application/json")
+        outcomes = sorted(results + recorded, key=lambda r: r.index)
+        return Response(batch_json(len(body.items), outcomes), media_type="application/json")
+
+    return await answer_once(request, principal, record)
 
 
 def batch_json(received: int, results: list[ItemOutcome]) -> bytes:
@@ -255,7 +259,8 @@ async def get_crossing(
 # -- the gate's register ---------------------------------------------------------------------
 
 Day = Annotated[
-    date | None, Query(alias="date", description="YYYY-MM-DD in the system zone; default today")
+    CalendarDay | None,
+    Query(alias="date", description="YYYY-MM-DD in the system zone; default today"),
 ]
 
 
@@ -290,7 +295,7 @@ async def gate_ledger(
     day = day or today(request)
     if format == "csv":
         return await _whole_day(request, checkpoint_id, day)
-    position = decode_cursor(cursor)
+    position = decode_cursor(request, cursor)
     after = None
     if position:
         try:
@@ -300,6 +305,7 @@ async def gate_ledger(
     async with pool(request).acquire() as conn:
         rows = await handlers.ledger(conn, checkpoint_id, day, limit + 1, after)
     return page_of(
+        request,
         [_out(r) for r in rows],
         limit,
         lambda c: {"t": c.occurred_at.isoformat(), "id": c.id},

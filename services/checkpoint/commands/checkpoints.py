@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from services.checkpoint.domain.checkpoints import CLIENT_ID_PATTERN
 from shared.contracts.checkpoint import CheckpointLevel, CheckpointPolicy, DutyRole
+from shared.horizon import CalendarTime
+from shared.scrub import FreeText
 
 _POLICY_EXAMPLE: JsonDict = {
     "residents_only": True,
@@ -17,6 +19,21 @@ _POLICY_EXAMPLE: JsonDict = {
     "temperature_threshold": 37.3,
     "risk_area_arrivals": "refer",
 }
+
+MAX_TEST_REPORT_HOURS = 30 * 24
+
+
+class PolicyIn(CheckpointPolicy):
+    """A policy as a request sets it: the report age is bounded (a larger one overflowed the
+    time arithmetic of every crossing judged by it)."""
+
+    test_report_max_hours: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TEST_REPORT_HOURS,
+        description="a negative nucleic-acid report no older than this is required",
+    )
+
 
 # -- checkpoints -----------------------------------------------------------------------------
 
@@ -50,8 +67,8 @@ class CheckpointCreate(BaseModel):
     node_id: str = Field(min_length=1, max_length=100, description="the place the gate guards")
     name: str = Field(min_length=1, max_length=100)
     level: CheckpointLevel
-    policy: CheckpointPolicy = Field(default_factory=CheckpointPolicy)
-    opened_at: AwareDatetime | None = Field(
+    policy: PolicyIn = Field(default_factory=PolicyIn)
+    opened_at: CalendarTime | None = Field(
         None,
         description="when the gate opened (default now); crossings before it are refused, "
         "and the opening policy applies from then",
@@ -66,8 +83,8 @@ class PolicyChange(BaseModel):
         },
     )
 
-    policy: CheckpointPolicy
-    effective_from: AwareDatetime | None = Field(
+    policy: PolicyIn
+    effective_from: CalendarTime | None = Field(
         None,
         description="crossings from this moment on are judged by the policy (default now); "
         "may lie in the future; not before the opening",
@@ -79,7 +96,7 @@ class Reason(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "疫情解除,撤除卡点"}]}
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class PolicyPeriodOut(BaseModel):
@@ -129,8 +146,8 @@ class ShiftCreate(BaseModel):
         description="police (派出所民警), community_cadre (社区干部), property_guard (物业保安), "
         "health_worker (社区卫生服务中心人员) or volunteer"
     )
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: CalendarTime
+    ends_at: CalendarTime
 
 
 class ShiftOut(BaseModel):

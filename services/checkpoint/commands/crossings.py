@@ -5,34 +5,36 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, model_validator
 from pydantic.config import JsonDict
 
 from services.checkpoint.domain.checkpoints import CLIENT_ID_PATTERN
 from shared.batch import ItemResultBase
 from shared.contracts.checkpoint import Decision, HealthCode
 from shared.contracts.registry import DocumentType
+from shared.horizon import CalendarTime, FactTime, example_time
+from shared.scrub import FreeText
 
 MAX_BATCH = 5000
 
 _PERSON_EXAMPLE: JsonDict = {
     "id": "5b0c9f8e-1f7a-4d2b-8c3e-2a9d6e4f1b70",
     "checkpoint_id": "xingfu-north-gate",
-    "occurred_at": "2020-02-05T09:12:00+08:00",
+    "occurred_at": example_time(1, 9, 12),
     "kind": "person",
     "direction": "in",
     "document_type": "resident_id",
     "document_number": "110105199001011237",
     "temperature": 36.5,
     "health_code": "green",
-    "test_report_at": "2020-02-04T15:00:00+08:00",
+    "test_report_at": example_time(2, 15, 0),
     "origin": "湖北省武汉市江汉区",
     "origin_region_code": "420103",
 }
 _VEHICLE_EXAMPLE: JsonDict = {
     "id": "9d3e7a21-5c4b-4f0e-a8d1-7b2c3e4f5a61",
     "checkpoint_id": "xingfu-north-gate",
-    "occurred_at": "2020-02-05T09:15:00+08:00",
+    "occurred_at": example_time(1, 9, 15),
     "kind": "vehicle",
     "direction": "in",
     "plate": "吉A12345",
@@ -67,10 +69,10 @@ class CrossingFields(BaseModel):
     )
     temperature: float | None = Field(None, description="°C; the highest in a vehicle")
     health_code: HealthCode | None = Field(None, description="the worst colour in a vehicle")
-    test_report_at: AwareDatetime | None = Field(
+    test_report_at: CalendarTime | None = Field(
         None, description="when the negative nucleic-acid sample shown was taken"
     )
-    origin: str | None = Field(None, max_length=100, examples=["湖北省武汉市"])
+    origin: FreeText | None = Field(None, max_length=100, examples=["湖北省武汉市"])
     origin_region_code: str | None = Field(
         None, max_length=12, description="administrative division code of the origin"
     )
@@ -96,7 +98,7 @@ class CrossingCreate(CrossingFields):
     )
 
     id: str | None = Field(None, pattern=CLIENT_ID_PATTERN, description="the device's id")
-    occurred_at: AwareDatetime | None = Field(None, description="at the gate (default now)")
+    occurred_at: FactTime | None = Field(None, description="at the gate (default now)")
 
 
 class CrossingItem(CrossingFields):
@@ -105,7 +107,7 @@ class CrossingItem(CrossingFields):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_PERSON_EXAMPLE]})
 
     id: str = Field(pattern=CLIENT_ID_PATTERN, description="the device's id of the crossing")
-    occurred_at: AwareDatetime = Field(description="at the gate; may be days ago")
+    occurred_at: FactTime = Field(description="at the gate; may be days ago")
 
 
 class CrossingBatch(BaseModel):

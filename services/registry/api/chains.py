@@ -33,18 +33,19 @@ from services.registry.domain.chains import (
     Party,
 )
 from services.registry.handlers import chains as handlers
-from shared.auth import Principal, Role, check_scope, ltree_covers, require
+from shared.auth import Principal, check_root_scope, check_scope, ltree_covers
 from shared.errors import DomainError
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.problems import Problem
 from shared.requests import command_context, etag, expected_version, new_id
+from shared.roles import allow
 
-READERS = tuple(Role)
-WRITERS = (Role.ADMIN, Role.REGISTRAR)
 covers = ltree_covers("nodes")
 
-Reader = Annotated[Principal, Depends(require(*READERS))]
-Writer = Annotated[Principal, Depends(require(*WRITERS))]
+Reader = Annotated[Principal, Depends(allow("chains.read"))]
+Writer = Annotated[Principal, Depends(allow("chains.write"))]
+TemplateReader = Annotated[Principal, Depends(allow("chain_templates.read"))]
+TemplateWriter = Annotated[Principal, Depends(allow("chain_templates.write"))]
 
 templates = APIRouter(prefix="/v1/chain-templates", tags=["chains"])
 instances = APIRouter(prefix="/v1/chain-instances", tags=["chains"])
@@ -105,20 +106,22 @@ def _template_out(template: ChainTemplate | None, response: Response) -> ChainTe
 
 @templates.get("", response_model=Page[ChainTemplateOut], summary="Chain templates")
 async def list_templates(
-    request: Request, principal: Reader, limit: Limit = 100, cursor: Cursor = None
+    request: Request, principal: TemplateReader, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[ChainTemplateOut]:
     async with _pool(request).acquire() as conn:
-        found = await handlers.list_templates(conn, decode_cursor(cursor).get("after"), limit + 1)
+        found = await handlers.list_templates(
+            conn, decode_cursor(request, cursor).get("after"), limit + 1
+        )
     items = [
         ChainTemplateOut(id=t.id, name=t.name, tiers=list(t.tiers), version=t.version)
         for t in found
     ]
-    return page_of(items, limit, lambda t: {"after": t.id})
+    return page_of(request, items, limit, lambda t: {"after": t.id})
 
 
 @templates.get("/{template_id}", response_model=ChainTemplateOut, summary="A chain template")
 async def get_template(
-    template_id: str, request: Request, response: Response, principal: Reader
+    template_id: str, request: Request, response: Response, principal: TemplateReader
 ) -> ChainTemplateOut:
     async with _pool(request).acquire() as conn:
         template = await handlers.get_template(conn, template_id)
@@ -131,7 +134,7 @@ async def get_template(
     "", status_code=201, response_model=ChainTemplateOut, summary="Define a chain template"
 )
 async def define_template(
-    body: ChainTemplateCreate, request: Request, response: Response, principal: Writer
+    body: ChainTemplateCreate, request: Request, response: Response, principal: TemplateWriter
 ) -> ChainTemplateOut:
     ctx = command_context(request, principal)
     cmd = DefineTemplate(
@@ -220,7 +223,9 @@ def _party_out(party: Party | None, response: Response) -> PartyOut:
 async def register_party(
     body: PartyCreate, request: Request, response: Response, principal: Writer
 ) -> PartyOut:
-    if body.node_id is not None:
+    if body.node_id is None:
+        check_root_scope(principal, "a party without a node")
+    else:
         await _node_in_scope(request, principal, body.node_id, "node_id")
     ctx = command_context(request, principal)
     outcome = await handlers.register_party(
@@ -246,7 +251,9 @@ async def get_party(
         party = await handlers.get_party(conn, party_id)
         if party is None:
             raise Problem(404, f"party {party_id} does not exist")
-        if party.node_id is not None:
+        if party.node_id is None:
+            check_root_scope(principal, f"party {party_id} belongs to no node")
+        else:
             await check_scope(principal, party.node_id, covers(conn))
     return _party_out(party, response)
 
@@ -321,11 +328,11 @@ async def list_assignments(
             instance_id=instance_id,
             party_id=party_id,
             target_id=target_id,
-            after=decode_cursor(cursor).get("after"),
+            after=decode_cursor(request, cursor).get("after"),
             limit=limit + 1,
             scope=_scope_filter(principal),
         )
-    return page_of([_as_out(a) for a in found], limit, lambda a: {"after": a.id})
+    return page_of(request, [_as_out(a) for a in found], limit, lambda a: {"after": a.id})
 
 
 async def _assignment_in_scope(

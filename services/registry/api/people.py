@@ -27,20 +27,18 @@ from services.registry.handlers import people as handlers
 from services.registry.handlers.people import ClearPerson, Keys
 from services.registry.handlers.places import get_node
 from shared import identity
-from shared.auth import Principal, Role, check_scope, ltree_covers, require
+from shared.auth import Principal, check_scope, ltree_covers
 from shared.logs import correlation_id
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.problems import Problem
 from shared.requests import command_context, etag, expected_version, new_id
+from shared.roles import allow, check
+from shared.scrub import scrub
 
-READERS = tuple(Role)
-WRITERS = (Role.ADMIN, Role.REGISTRAR)
-LOOKUP = (Role.ADMIN, Role.REGISTRAR, Role.GRID_WORKER, Role.MEDIC, Role.INTEGRATOR)
-AUDITORS = (Role.ADMIN, Role.AUDITOR)
 covers = ltree_covers("nodes")
 
-Reader = Annotated[Principal, Depends(require(*READERS))]
-Writer = Annotated[Principal, Depends(require(*WRITERS))]
+Reader = Annotated[Principal, Depends(allow("people.read"))]
+Writer = Annotated[Principal, Depends(allow("people.write"))]
 
 households = APIRouter(prefix="/v1/households", tags=["households"])
 persons = APIRouter(prefix="/v1/persons", tags=["persons"])
@@ -199,7 +197,9 @@ async def create_person(
     ":lookup", response_model=PersonOut, summary="Find a person by document number (masked answer)"
 )
 async def lookup(
-    body: PersonLookup, request: Request, principal: Annotated[Principal, Depends(require(*LOOKUP))]
+    body: PersonLookup,
+    request: Request,
+    principal: Annotated[Principal, Depends(allow("people.lookup"))],
 ) -> PersonOut:
     number = identity.validate_document(body.document_type, body.number)
     digest = identity.id_hmac(_keys(request).hmac_key, body.document_type, number)
@@ -229,9 +229,7 @@ async def get_person(
     out = await _person_out(request, person_id, response)
     if not reveal:
         return out
-    allowed = set(request.app.state.settings.pii_readers)
-    if not allowed & {r.value for r in principal.roles}:
-        raise Problem(403, f"clear PII is for roles {sorted(allowed)}", slug="forbidden-role")
+    check(principal, "people.reveal")
     if not reason:
         raise Problem(
             422,
@@ -246,7 +244,7 @@ async def get_person(
             person_id,
             actor=principal.sub,
             roles=sorted(r.value for r in principal.roles),
-            reason=reason,
+            reason=scrub(reason),
             correlation_id=correlation_id.get(),
         )
     response.headers["Cache-Control"] = "no-store"
@@ -368,13 +366,13 @@ async def create_vehicle(
 @audit.get("", response_model=Page[AccessLogEntry], summary="Who read clear PII, when and why")
 async def access_log(
     request: Request,
-    principal: Annotated[Principal, Depends(require(*AUDITORS))],
+    principal: Annotated[Principal, Depends(allow("pii_log.read"))],
     person_id: str | None = None,
     actor: str | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[AccessLogEntry]:
-    after = decode_cursor(cursor).get("after")
+    after = decode_cursor(request, cursor).get("after")
     scope = None if principal.everywhere else list(principal.scope)
     async with _pool(request).acquire() as conn:
         rows = await conn.fetch(
@@ -409,4 +407,4 @@ async def access_log(
         )
         for r in rows
     ]
-    return page_of(entries, limit, lambda e: {"after": e.id})
+    return page_of(request, entries, limit, lambda e: {"after": e.id})

@@ -9,20 +9,20 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from services.registry.commands.places import NodeCreate, NodeMove, NodeOut, NodeRename, NodeRetire
 from services.registry.domain.places import Node
 from services.registry.handlers import places as handlers
-from shared.auth import Principal, Role, check_scope, ltree_covers, require
+from shared.auth import Principal, check_scope, ltree_covers
 from shared.commands import Outcome
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.problems import Problem
 from shared.requests import command_context, etag, expected_version, new_id
+from shared.roles import allow, check
 
-READERS = tuple(Role)
-WRITERS = (Role.ADMIN, Role.REGISTRAR)
 covers = ltree_covers("nodes")
+MAX_DEPTH = 100  # far deeper than any tree of places
 
 nodes = APIRouter(prefix="/v1/nodes", tags=["places"])
 
-Reader = Annotated[Principal, Depends(require(*READERS))]
-Writer = Annotated[Principal, Depends(require(*WRITERS))]
+Reader = Annotated[Principal, Depends(allow("places.read"))]
+Writer = Annotated[Principal, Depends(allow("places.write"))]
 
 
 def _pool(request: Request) -> Any:
@@ -54,8 +54,7 @@ async def create_node(
     body: NodeCreate, request: Request, response: Response, principal: Writer
 ) -> NodeOut:
     if body.parent_id is None:
-        if Role.ADMIN not in principal.roles:
-            raise Problem(403, "only admin may create a root node", slug="forbidden-role")
+        check(principal, "places.root")
     else:
         async with _pool(request).acquire() as conn:
             if await handlers.get_node(conn, body.parent_id) is None:
@@ -107,7 +106,7 @@ async def list_nodes(
     under: Annotated[str, Query(description="node id; only places strictly under it")],
     kind: Annotated[str | None, Query(description="only this kind")] = None,
     level: Annotated[
-        int | None, Query(ge=1, description="levels below `under` (1=children)")
+        int | None, Query(ge=1, le=MAX_DEPTH, description="levels below `under` (1=children)")
     ] = None,
     include_retired: bool = False,
     limit: Limit = 100,
@@ -134,11 +133,13 @@ async def _list(
             depth=depth,
             kind=kind,
             include_retired=include_retired,
-            after=decode_cursor(cursor).get("after"),
+            after=decode_cursor(request, cursor).get("after"),
             limit=limit + 1,
             scope=None,
         )
-    page = page_of([NodeOut(**n.__dict__) for n in found], limit, lambda n: {"after": n.id})
+    page = page_of(
+        request, [NodeOut(**n.__dict__) for n in found], limit, lambda n: {"after": n.id}
+    )
     return page
 
 

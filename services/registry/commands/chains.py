@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.registry import ChainTier
+from shared.horizon import CalendarDay
+from shared.scrub import FreeText
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$"
 CLIENT_ID = "Client-generated id; retrying with the same id and body is idempotent"
@@ -104,8 +106,8 @@ class ChainInstanceCreate(BaseModel):
     id: ClientId = None
     template_id: Ref = Field(description="the chain template to apply")
     root_node_id: Ref = Field(description="the place the chain covers, with everything under it")
-    valid_from: date
-    valid_to: date | None = Field(None, description="last valid day; null while open")
+    valid_from: CalendarDay
+    valid_to: CalendarDay | None = Field(None, description="last valid day; null while open")
 
 
 class PeriodEnd(BaseModel):
@@ -114,8 +116,8 @@ class PeriodEnd(BaseModel):
         json_schema_extra={"examples": [{"valid_to": "2020-03-31", "reason": "疫情解除"}]},
     )
 
-    valid_to: date = Field(description="the last valid day")
-    reason: str = Field(min_length=1, max_length=500)
+    valid_to: CalendarDay = Field(description="the last valid day")
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class ChainInstanceOut(BaseModel):
@@ -201,8 +203,8 @@ class AssignmentCreate(BaseModel):
     party_id: Ref = Field(description="the party who answers")
     target_type: Literal["node", "person"]
     target_id: str = Field(min_length=1, max_length=200, description="the node or person covered")
-    valid_from: date
-    valid_to: date | None = Field(None, description="last valid day; null while open")
+    valid_from: CalendarDay
+    valid_to: CalendarDay | None = Field(None, description="last valid day; null while open")
 
 
 class AssignmentOut(BaseModel):

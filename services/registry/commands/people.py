@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.registry.commands.places import NODE_ID_PATTERN
-from shared.contracts.registry import DocumentType, Residency
+from shared.contracts.registry import AgeBand, DocumentType, Residency
+from shared.scrub import FreeText
 
 
 class HouseholdCreate(BaseModel):
@@ -26,7 +29,7 @@ class HouseholdCreate(BaseModel):
     id: str | None = Field(None, pattern=NODE_ID_PATTERN)
     parent_id: str = Field(description="the building, unit, floor, compound or villager group")
     door_number: str = Field(min_length=1, max_length=40)
-    address: str | None = Field(None, max_length=200)
+    address: FreeText | None = Field(None, max_length=200)
 
 
 class HouseholdOut(BaseModel):
@@ -65,7 +68,7 @@ class PersonCreate(BaseModel):
     document_number: str = Field(min_length=1, max_length=40)
     phone: str | None = Field(None, max_length=30)
     residency: Residency = "resident"
-    tags: list[str] = Field(
+    tags: list[FreeText] = Field(
         default_factory=list, max_length=20, description="特困, 低保, 残疾, 孤寡老人 or free tags"
     )
 
@@ -79,7 +82,10 @@ class PersonOut(BaseModel):
     document_masked: str
     name_masked: str
     phone_masked: str | None
-    birth_year: int | None
+    age_band: AgeBand | None = Field(
+        description="age band on `age_band_on`, the day of registration (resident IDs only)"
+    )
+    age_band_on: date | None
     sex: str | None
     voided: bool
     version: int
@@ -119,8 +125,8 @@ class PersonTags(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"add": ["孤寡老人"], "remove": ["低保"]}]}
     )
 
-    add: list[str] = Field(default_factory=list, max_length=20)
-    remove: list[str] = Field(default_factory=list, max_length=20)
+    add: list[FreeText] = Field(default_factory=list, max_length=20)
+    remove: list[FreeText] = Field(default_factory=list, max_length=20)
 
 
 class PersonContact(BaseModel):
@@ -133,7 +139,7 @@ class PersonContact(BaseModel):
 class Reason(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class VehicleCreate(BaseModel):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.scrub import FreeText
+
 NODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$"
 
 
@@ -46,7 +48,7 @@ class NodeRetire(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "并入第二网格"}]}
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class NodeOut(BaseModel):

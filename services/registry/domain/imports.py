@@ -84,55 +84,95 @@ def plan_chunk(
     """Plan a chunk. A row's places are matched by name under their parent, so rows find the
     buildings and households already registered by hand or by an earlier import; `holders`
     maps id_hmac -> the person holding that document. Both maps are updated in place, so
-    later rows and chunks see what this one adds."""
+    later rows and chunks see what this one adds.
+
+    Each row is decided whole: a row whose person is refused adds none of its places
+    either (its household would stand empty)."""
     out = Planned()
     for row in rows:
-        parent_id, parent_path = root.id, root.path
-        household_id = ""
-        for kind, name in household_path(row):
-            known = children.get((parent_id, kind, name))
-            if known is None:
-                node_id = place_id(parent_id, kind, name)
-                path = f"{parent_path}.{label_of(node_id)}"
-                events: list[EventPayload] = [
-                    NodeCreated(
-                        node_id=node_id, parent_id=parent_id, kind=kind, name=name, path=path
-                    )
-                ]
-                if kind == "household":
-                    events.append(
-                        HouseholdRegistered(
-                            household_id=node_id,
-                            node_id=node_id,
-                            door_number=name,
-                            address=row.address,
-                        )
-                    )
-                out.streams.append((node_id, "node", events))
-                known = children[(parent_id, kind, name)] = (node_id, path)
-            parent_id, parent_path = known
-            household_id = parent_id
-        out.results.append(_plan_person(row, household_id, holders, out))
+        places = _places_of(root, row, children)
+        household = places[-1]
+        holder = holders.get(row.identity.id_hmac)
+        if holder is not None:
+            out.results.append(_already_registered(row, holder, household))
+            continue
+        for place in places:
+            if not place.known:
+                out.streams.append((place.node_id, "node", _created(place, row.address)))
+                children[(place.parent_id, place.kind, place.name)] = (place.node_id, place.path)
+        out.results.append(_registered(row, household.node_id, holders, out))
     return out
 
 
-def _plan_person(
+@dataclass(frozen=True)
+class _Place:
+    node_id: str
+    path: str
+    parent_id: str
+    kind: str
+    name: str
+    known: bool  # in the tree already, or added by an earlier row
+
+
+def _places_of(root: Parent, row: ImportRow, children: Children) -> list[_Place]:
+    """The row's places from the top, household last, as found or as they would be created
+    (ids are derived from parent and name, so this is known before anything is added)."""
+    places: list[_Place] = []
+    parent_id, parent_path = root.id, root.path
+    for kind, name in household_path(row):
+        known = children.get((parent_id, kind, name))
+        if known is None:
+            node_id = place_id(parent_id, kind, name)
+            place = _Place(
+                node_id, f"{parent_path}.{label_of(node_id)}", parent_id, kind, name, False
+            )
+        else:
+            place = _Place(known[0], known[1], parent_id, kind, name, True)
+        places.append(place)
+        parent_id, parent_path = place.node_id, place.path
+    return places
+
+
+def _created(place: _Place, address: str | None) -> list[EventPayload]:
+    events: list[EventPayload] = [
+        NodeCreated(
+            node_id=place.node_id,
+            parent_id=place.parent_id,
+            kind=place.kind,
+            name=place.name,
+            path=place.path,
+        )
+    ]
+    if place.kind == "household":
+        events.append(
+            HouseholdRegistered(
+                household_id=place.node_id,
+                node_id=place.node_id,
+                door_number=place.name,
+                address=address,
+            )
+        )
+    return events
+
+
+def _already_registered(row: ImportRow, holder: Holder, household: _Place) -> RowResult:
+    if holder.household_id == household.node_id:
+        return RowResult(row.row_number, "unchanged", holder.person_id, household.node_id)
+    return RowResult(
+        row.row_number,
+        "error",
+        holder.person_id,
+        household.node_id if household.known else None,
+        field="身份证号",
+        reason=f"document already registered to person {holder.person_id} in household "
+        f"{holder.household_id}; move that person instead",
+    )
+
+
+def _registered(
     row: ImportRow, household_id: str, holders: dict[str, Holder], out: Planned
 ) -> RowResult:
     i = row.identity
-    holder = holders.get(i.id_hmac)
-    if holder is not None:
-        if holder.household_id == household_id:
-            return RowResult(row.row_number, "unchanged", holder.person_id, household_id)
-        return RowResult(
-            row.row_number,
-            "error",
-            holder.person_id,
-            household_id,
-            field="身份证号",
-            reason=f"document already registered to person {holder.person_id} in household "
-            f"{holder.household_id}; move that person instead",
-        )
     pid = person_id(i.id_hmac)
     out.streams.append((pid, "person", [registered(pid, household_id, row.residency, row.tags, i)]))
     out.persons[pid] = i.id_hmac

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Literal
 
 from services.registry.domain.places import NODE_ID, Parent, label_of
 from shared.contracts import EventPayload
 from shared.contracts.registry import (
+    AgeBand,
     DocumentType,
     HouseholdRegistered,
     NodeCreated,
@@ -112,8 +114,18 @@ class Identity:
     id_hmac: str
     name_masked: str
     phone_masked: str | None
-    birth_year: int | None
+    age_band: AgeBand | None
+    age_band_on: date | None
     sex: Literal["male", "female"] | None
+
+
+def age_band(born: date, on: date) -> AgeBand:
+    """The band of a person born on `born`, on the day `on`: under 18, 18 to 59, 60 and over
+    (a birthday counts from its day; one on 29 February from 1 March in common years)."""
+    age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+    if age < 18:
+        return "0-17"
+    return "18-59" if age < 60 else "60+"
 
 
 @dataclass(frozen=True)
@@ -190,7 +202,8 @@ def registered(
         name_masked=i.name_masked,
         phone_masked=i.phone_masked,
         id_hmac=i.id_hmac,
-        birth_year=i.birth_year,
+        age_band=i.age_band,
+        age_band_on=i.age_band_on,
         sex=i.sex,
     )
 

@@ -69,6 +69,8 @@ class MoveNode:
 class RetireNode:
     reason: str
     active_children: int
+    households: int  # active households strictly under the node
+    persons: int  # registered persons living in it or under it
 
 
 def _existing(state: Node | None, node_id: str = "") -> Node:
@@ -155,6 +157,14 @@ def decide_retire(state: Node | None, cmd: RetireNode) -> list[EventPayload]:
     if state is not None and state.retired:
         return []
     node = _existing(state)
+    if cmd.households or cmd.persons:
+        raise DomainError(
+            "node-occupied",
+            f"node {node.id} still has {_counted(cmd.households, 'active household')} and "
+            f"{_counted(cmd.persons, 'registered person')} under it; move them out or retire "
+            "and void them first",
+            refusal=Refusal.CONFLICT,
+        )
     if cmd.active_children:
         raise DomainError(
             "node-has-children",
@@ -163,6 +173,10 @@ def decide_retire(state: Node | None, cmd: RetireNode) -> list[EventPayload]:
             refusal=Refusal.CONFLICT,
         )
     return [NodeRetired(node_id=node.id, reason=cmd.reason)]
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def evolve(state: Node | None, event: EventPayload, version: int) -> Node | None:

@@ -12,6 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from pydantic import BaseModel, ValidationError
+
+from services.registry.commands.people import HouseholdCreate, PersonCreate
+from services.registry.commands.places import NodeRename
 from services.registry.domain.imports import (
     LEVELS,
     Children,
@@ -22,16 +26,28 @@ from services.registry.domain.imports import (
 )
 from services.registry.domain.people import Holder
 from services.registry.domain.places import Parent
-from services.registry.handlers.people import ClearPerson, Keys, checked_identity
+from services.registry.handlers.people import ClearPerson, Keys, checked_identity, stored_date
 from services.registry.handlers.places import lock_tree, parent_of
 from services.registry.pii_store import aad
-from services.registry.roster import RosterRow, RowError, parse_roster
+from services.registry.roster import RosterRow, RowError, header_of, parse_roster
 from shared.contracts.registry import DocumentType, Residency
 from shared.envelope import Envelope, utc_now
 from shared.errors import DomainError, Refusal
 from shared.eventstore import CommandContext, ConcurrencyError, PendingEvent, append
+from shared.input_limits import refusal
+from shared.scrub import scrub, scrub_all
 
 CHUNK_ROWS = 1000
+# the row's fields that are stored (as places, household, person or PII)
+_WRITTEN = (
+    *(attr for attr, _ in LEVELS),
+    "door_number",
+    "address",
+    "name",
+    "document_number",
+    "phone",
+    "tags",
+)
 PLACE_KINDS = [kind for _, kind in LEVELS] + ["household"]
 
 
@@ -57,8 +73,55 @@ class ImportReport:
         self.places_created += sum(1 for _, t, _ in planned.streams if t == "node")
 
 
+def _field_rules(row: RosterRow) -> RowResult | None:
+    """The rules the API applies to the same fields (the API's own models, so a name's
+    longest length has one definition), and no control characters in any cell."""
+    for attr in _WRITTEN:
+        values = row.tags if attr == "tags" else [getattr(row, attr)]
+        for value in values:
+            reason = refusal(value)
+            if reason is not None:
+                return RowResult(row.row_number, "error", field=header_of(attr), reason=reason)
+    checks: list[tuple[type[BaseModel], dict[str, Any], dict[str, str]]] = [
+        (
+            PersonCreate,
+            {
+                "household_id": "-",
+                "name": row.name,
+                "document_number": row.document_number,
+                "phone": row.phone or None,
+                "tags": row.tags,
+            },
+            {},
+        ),
+        (
+            HouseholdCreate,
+            {"parent_id": "-", "door_number": row.door_number, "address": row.address or None},
+            {},
+        ),
+        *(
+            (NodeRename, {"name": getattr(row, attr)}, {"name": attr})
+            for attr, _ in LEVELS
+            if getattr(row, attr)
+        ),
+    ]
+    for model, values, renamed in checks:
+        try:
+            model.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            attr = str(first["loc"][0])
+            header = header_of(renamed.get(attr, attr))
+            return RowResult(
+                row.row_number, "error", field=header, reason=f"{header}: {first['msg']}"
+            )
+    return None
+
+
 def _import_row(keys: Keys, row: RosterRow) -> _Checked | RowResult:
-    """Check a parsed row's document and contact; a refusal becomes the row's error."""
+    """Check a parsed row's fields, document and contact; a refusal becomes the row's error."""
+    if (refused := _field_rules(row)) is not None:
+        return refused
     try:
         checked, number, phone = checked_identity(
             keys,
@@ -76,9 +139,9 @@ def _import_row(keys: Keys, row: RosterRow) -> _Checked | RowResult:
         row.row_number,
         places,
         row.door_number,
-        row.address or None,
+        scrub(row.address) or None,
         _residency(row.residency),
-        tuple(row.tags),
+        tuple(scrub_all(row.tags)),
         checked,
         number,
         row.name.strip(),
@@ -245,11 +308,11 @@ async def _project(
     await conn.execute(
         """
         INSERT INTO persons (id, household_id, residency, tags, document_type, document_masked,
-            name_masked, phone_masked, id_hmac, birth_year, sex, version)
-        SELECT i, h, r, string_to_array(t, chr(31)), dt, dm, nm, pm, hm, by, sx, 1
+            name_masked, phone_masked, id_hmac, age_band, age_band_on, sex, version)
+        SELECT i, h, r, string_to_array(t, chr(31)), dt, dm, nm, pm, hm, ab, ao, sx, 1
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                    $7::text[], $8::text[], $9::text[], $10::int[], $11::text[])
-             AS u(i, h, r, t, dt, dm, nm, pm, hm, by, sx)
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::date[], $12::text[])
+             AS u(i, h, r, t, dt, dm, nm, pm, hm, ab, ao, sx)
         """,
         *[
             list(c)
@@ -265,7 +328,8 @@ async def _project(
                         d["name_masked"],
                         d["phone_masked"],
                         d["id_hmac"],
-                        d["birth_year"],
+                        d["age_band"],
+                        stored_date(d["age_band_on"]),
                         d["sex"],
                     )
                     for d in (e.data for e in persons)
@@ -274,7 +338,7 @@ async def _project(
             )
         ]
         if persons
-        else [[]] * 11,
+        else [[]] * 12,
     )
     owners: list[str] = []
     fields: list[str] = []

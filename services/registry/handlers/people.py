@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -59,10 +60,11 @@ def checked_identity(keys: Keys, clear: ClearPerson) -> tuple[Identity, str, str
     name = clear.name.strip()
     if not name:
         raise DomainError("name-empty", "name must not be empty", field="name")
-    birth_year = sex = None
+    band = band_on = sex = None
     if clear.document_type == "resident_id":
         born, sex = identity.birth_date_and_sex(number)
-        birth_year = born.year
+        band_on = identity.china_today()
+        band = domain.age_band(born, band_on)
     return (
         Identity(
             document_type=clear.document_type,
@@ -70,7 +72,8 @@ def checked_identity(keys: Keys, clear: ClearPerson) -> tuple[Identity, str, str
             id_hmac=identity.id_hmac(keys.hmac_key, clear.document_type, number),
             name_masked=identity.mask_name(name),
             phone_masked=identity.mask_phone(phone) if phone else None,
-            birth_year=birth_year,
+            age_band=band,
+            age_band_on=band_on,
             sex=sex,
         ),
         number,
@@ -257,9 +260,9 @@ async def project_persons(conn: Any, events: list[Envelope]) -> None:
                 await conn.execute(
                     """
                     INSERT INTO persons (id, household_id, residency, tags, document_type,
-                        document_masked, name_masked, phone_masked, id_hmac, birth_year, sex,
-                        version)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                        document_masked, name_masked, phone_masked, id_hmac, age_band,
+                        age_band_on, sex, version)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                     """,
                     d["person_id"],
                     d["household_id"],
@@ -270,7 +273,8 @@ async def project_persons(conn: Any, events: list[Envelope]) -> None:
                     d["name_masked"],
                     d["phone_masked"],
                     d["id_hmac"],
-                    d["birth_year"],
+                    d.get("age_band"),
+                    stored_date(d.get("age_band_on")),
                     d["sex"],
                     env.version,
                 )
@@ -312,9 +316,14 @@ async def project_persons(conn: Any, events: list[Envelope]) -> None:
                 )
 
 
+def stored_date(value: str | None) -> date | None:
+    """A date as stored in an event's JSON data."""
+    return date.fromisoformat(value) if value else None
+
+
 PERSON_COLUMNS = (
     "id, household_id, residency, tags, document_type, document_masked, name_masked,"
-    " phone_masked, birth_year, sex, voided, version"
+    " phone_masked, age_band, age_band_on, sex, voided, version"
 )
 
 

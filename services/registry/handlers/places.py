@@ -117,7 +117,9 @@ async def retire_node(
         children = await conn.fetchval(
             "SELECT count(*) FROM nodes WHERE parent_id = $1 AND NOT retired", node_id
         )
-        return lambda state: domain.decide_retire(state, RetireNode(reason, children))
+        households, persons = await occupants(conn, node_id)
+        cmd = RetireNode(reason, children, households, persons)
+        return lambda state: domain.decide_retire(state, cmd)
 
     return await execute(
         pool,
@@ -130,6 +132,22 @@ async def retire_node(
         expected_version=expected,
         project=project_nodes,
     )
+
+
+async def occupants(conn: Any, node_id: str) -> tuple[int, int]:
+    """(active households strictly under the node, registered persons in it or under it)."""
+    row = await conn.fetchrow(
+        """
+        SELECT
+          (SELECT count(*) FROM households h JOIN nodes n ON n.id = h.id
+           WHERE n.path <@ t.path AND n.id <> t.id AND NOT n.retired) AS households,
+          (SELECT count(*) FROM persons p JOIN nodes n ON n.id = p.household_id
+           WHERE n.path <@ t.path AND NOT p.voided) AS persons
+        FROM nodes t WHERE t.id = $1
+        """,
+        node_id,
+    )
+    return (row["households"], row["persons"]) if row else (0, 0)
 
 
 async def project_nodes(conn: Any, events: list[Envelope]) -> None:

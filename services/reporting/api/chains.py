@@ -3,7 +3,6 @@ chain tree."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,10 +10,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.reporting import chains, ledgers, party_covers
 from services.reporting.api import party_figures
 from services.reporting.api.ledgers import now_of, place_in_scope, settings_of
-from shared.auth import Principal, Role, require
+from shared.auth import Principal
+from shared.horizon import CalendarDay
 from shared.problems import Problem
-
-READERS = tuple(Role)
+from shared.roles import allow
 
 router = APIRouter(tags=["chains"])
 
@@ -28,12 +27,12 @@ router = APIRouter(tags=["chains"])
 )
 async def blind_spots(
     request: Request,
-    principal: Annotated[Principal, Depends(require(*READERS))],
+    principal: Annotated[Principal, Depends(allow("key_persons.read"))],
     node_id: Annotated[str, Query(min_length=1, examples=["puyang"])],
     chain: Annotated[
         str, Query(min_length=1, description="an instance or template id", examples=["baobao-4"])
     ],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> chains.BlindSpots:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()
@@ -86,8 +85,8 @@ async def party_summary(
     template: str,
     party_id: str,
     request: Request,
-    principal: Annotated[Principal, Depends(require(*READERS))],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    principal: Annotated[Principal, Depends(allow("figures.read"))],
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> party_figures.PartySummary:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()
@@ -114,9 +113,9 @@ async def party_summary(
 async def chain_tree(
     template: str,
     request: Request,
-    principal: Annotated[Principal, Depends(require(*READERS))],
+    principal: Annotated[Principal, Depends(allow("figures.read"))],
     node_id: Annotated[str, Query(min_length=1, examples=["c-1"])],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> party_figures.ChainTree:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()

@@ -16,10 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.reporting import figures, views
 from shared import places
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
+from shared.horizon import CalendarDay
 from shared.problems import Problem
+from shared.roles import allow
 
-READERS = tuple(Role)
 MAX_TREND_DAYS = 366
 # stocks always reported, 0 when nothing has been counted; other metrics appear when non-zero
 CORE_STOCKS = (
@@ -222,7 +223,7 @@ async def node_summary(conn: Any, principal: Principal, node_id: str, day: date)
 
 # -- routes ---------------------------------------------------------------------------------
 
-Day = Annotated[date | None, Query(description="YYYY-MM-DD; default today in the zone")]
+Day = Annotated[CalendarDay | None, Query(description="YYYY-MM-DD; default today in the zone")]
 
 
 @figures_router.get(
@@ -233,7 +234,7 @@ Day = Annotated[date | None, Query(description="YYYY-MM-DD; default today in the
 async def children_summary(
     node_id: str,
     request: Request,
-    principal: Annotated[Principal, Depends(require(*READERS))],
+    principal: Annotated[Principal, Depends(allow("figures.read"))],
     date: Day = None,
 ) -> ChildrenSummary:
     day = date or today(request)
@@ -259,10 +260,10 @@ async def children_summary(
 async def trend(
     node_id: str,
     request: Request,
-    principal: Annotated[Principal, Depends(require(*READERS))],
+    principal: Annotated[Principal, Depends(allow("figures.read"))],
     metric: Annotated[str, Query(min_length=1, examples=["visits.door"])],
-    start: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")],
-    end: Annotated[date, Query(alias="to", description="last day, YYYY-MM-DD")],
+    start: Annotated[CalendarDay, Query(alias="from", description="first day, YYYY-MM-DD")],
+    end: Annotated[CalendarDay, Query(alias="to", description="last day, YYYY-MM-DD")],
 ) -> Trend:
     if end < start:
         raise Problem(

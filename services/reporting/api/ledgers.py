@@ -4,7 +4,7 @@ completeness per level."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -13,10 +13,17 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from services.reporting import ledgers
 from services.reporting.config import ReportingSettings
 from shared import places
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
+from shared.horizon import CalendarDay
 from shared.problems import Problem
+from shared.roles import allow, allow_by
 
-READERS = tuple(Role)
+# each ledger is read with the group of the service that owns its rows
+LEDGER_GROUPS = {
+    "key-persons": "key_persons.read",
+    "screening": "visits.read",
+    "crossings": "crossings.read",
+}
 MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -59,9 +66,9 @@ async def ledger(
     name: ledgers.LedgerName,
     fmt: Literal["csv", "xlsx"],
     request: Request,
-    principal: Annotated[Principal, Depends(require(*READERS))],
+    principal: Annotated[Principal, Depends(allow_by("name", LEDGER_GROUPS))],
     node_id: Annotated[str, Query(min_length=1, examples=["comm"])],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> Response:
     zone = settings_of(request).zone
     day = day or now_of(request).astimezone(zone).date()
@@ -86,10 +93,10 @@ async def ledger(
 )
 async def completeness(
     request: Request,
-    principal: Annotated[Principal, Depends(require(*READERS))],
+    principal: Annotated[Principal, Depends(allow("daily_reports.read"))],
     node_id: Annotated[str, Query(min_length=1, examples=["comm"])],
     level: Annotated[str, Query(min_length=1, description="a node kind", examples=["grid"])],
-    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+    day: Annotated[CalendarDay | None, Query(alias="date", description="default: today")] = None,
 ) -> ledgers.Completeness:
     settings = settings_of(request)
     now = now_of(request)

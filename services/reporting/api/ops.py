@@ -11,9 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from shared.auth import Principal
+from shared.eventstore import CommandContext
 from shared.ops import operator
 from shared.problems import Problem
 from shared.rebuild import RebuildRunning, RebuildStatus
+from shared.requests import answer_once, json_answer
 
 router = APIRouter(tags=["ops"])
 
@@ -33,14 +35,17 @@ RebuildId = Annotated[
     responses={409: {"description": "a rebuild of the schema is running"}},
 )
 async def start_rebuild(
-    request: Request, response: Response, _: Annotated[Principal, Depends(operator)]
-) -> RebuildStatus:
-    try:
-        status: RebuildStatus = await request.app.state.start_rebuild()
-    except RebuildRunning as exc:
-        raise Problem(409, str(exc), slug="rebuild-running") from exc
-    response.headers["Location"] = f"/v1/admin/rebuild/{status.id}"
-    return status
+    request: Request, principal: Annotated[Principal, Depends(operator)]
+) -> Response:
+    async def start(_: CommandContext) -> Response:
+        try:
+            status: RebuildStatus = await request.app.state.start_rebuild()
+        except RebuildRunning as exc:
+            raise Problem(409, str(exc), slug="rebuild-running") from exc
+        return json_answer(status, 202, {"Location": f"/v1/admin/rebuild/{status.id}"})
+
+    # a retry with the same Idempotency-Key answers with the rebuild it started
+    return await answer_once(request, principal, start)
 
 
 @router.get(

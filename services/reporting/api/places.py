@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from services.reporting.api.figures import Day, NodeSummary, node_summary, today
-from shared.auth import Principal, Role, require
-
-READERS = tuple(Role)
+from shared.auth import Principal
+from shared.roles import allow
 
 summaries = APIRouter(prefix="/v1/nodes", tags=["figures"])
 
@@ -22,7 +21,7 @@ summaries = APIRouter(prefix="/v1/nodes", tags=["figures"])
 async def node_summary_route(
     node_id: str,
     request: Request,
-    principal: Annotated[Principal, Depends(require(*READERS))],
+    principal: Annotated[Principal, Depends(allow("figures.read"))],
     date: Day = None,
 ) -> NodeSummary:
     day = date or today(request)

@@ -13,14 +13,12 @@ subject's household (or watch node), or the public place itself.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
 
 from services.screening.api.watch import (
-    READERS,
     Reader,
     batch_out,
     guarded,
@@ -44,15 +42,15 @@ from services.screening.domain import slots as slot_math
 from services.screening.handlers import care as handlers
 from services.screening.handlers import watch as watch_handlers
 from services.screening.handlers.care import Target, TaskInput
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
 from shared.envelope import utc_now
+from shared.eventstore import CommandContext
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, new_id
+from shared.requests import answer_once, command_context, etag, json_answer, new_id
+from shared.roles import allow
 
-CARERS = (Role.ADMIN, Role.MEDIC, Role.GRID_WORKER)
-Carer = Annotated[Principal, Depends(require(*CARERS))]
-assert set(CARERS) <= set(READERS)
+Carer = Annotated[Principal, Depends(allow("care.write"))]
 
 care_tasks = APIRouter(prefix="/v1/care-tasks", tags=["care"])
 place_plans = APIRouter(prefix="/v1/place-care-plans", tags=["care"])
@@ -111,7 +109,7 @@ async def complete_task(
     response_model=BatchOut,
     summary="Upload up to 5000 care tasks (offline field apps); a result per item",
 )
-async def complete_task_batch(body: TaskBatch, request: Request, principal: Carer) -> BatchOut:
+async def complete_task_batch(body: TaskBatch, request: Request, principal: Carer) -> Response:
     results: list[ItemResult] = []
     inputs: list[TaskInput] = []
     for index, raw in enumerate(body.items):
@@ -125,13 +123,15 @@ async def complete_task_batch(body: TaskBatch, request: Request, principal: Care
         inputs.append(
             TaskInput(index, item.id, item.target_id, item.task, item.occurred_at, item.notes)
         )
-    ctx = replace(command_context(request, principal), command_id=None)
     scope = None if principal.everywhere else principal.scope
-    outcomes = await handlers.complete_task_batch(
-        _pool(request), inputs, _settings(request), scope, ctx
-    )
-    results.extend(result_of(o) for o in outcomes)
-    return batch_out(len(body.items), results)
+
+    async def record(ctx: CommandContext) -> Response:
+        outcomes = await handlers.complete_task_batch(
+            _pool(request), inputs, _settings(request), scope, ctx
+        )
+        return json_answer(batch_out(len(body.items), results + [result_of(o) for o in outcomes]))
+
+    return await answer_once(request, principal, record)
 
 
 @place_plans.post(

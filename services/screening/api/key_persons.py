@@ -13,7 +13,7 @@ Who may call what (every call also needs the node concerned inside the caller's 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -39,28 +39,24 @@ from services.screening.commands.key_persons import (
 from services.screening.domain import key_persons as domain
 from services.screening.handlers import key_persons as handlers
 from services.screening.handlers.key_persons import InquiryInput, ItemResult, PersonFacts
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_root_scope, check_scope
 from shared.contracts.screening import KeyReason
 from shared.errors import DomainError
 from shared.eventstore import CommandContext
+from shared.horizon import CalendarDay
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version, new_id
-
-EVERYONE = tuple(Role)
-DECLARERS = (Role.ADMIN, Role.COMMAND)
-RULE_MAKERS = (Role.ADMIN,)
-INQUIRERS = (Role.ADMIN, Role.GRID_WORKER, Role.MEDIC)
-KP_READERS = (
-    Role.ADMIN,
-    Role.GRID_WORKER,
-    Role.MEDIC,
-    Role.COMMAND,
-    Role.AUDITOR,
-    Role.INTEGRATOR,
+from shared.requests import (
+    answer_once,
+    command_context,
+    etag,
+    expected_version,
+    json_answer,
+    new_id,
 )
-KP_CLEARERS = (Role.ADMIN, Role.MEDIC)
+from shared.roles import allow
+
 DEFAULT_CLOCK_SKEW = 300
 
 risk_areas = APIRouter(prefix="/v1/risk-areas", tags=["risk areas"])
@@ -84,15 +80,6 @@ def setting(request: Request, name: str, default: Any) -> Any:
 def scope_of(principal: Principal) -> tuple[str, ...] | None:
     """The caller's scope for queries: None when it is the whole system."""
     return None if principal.everywhere else principal.scope
-
-
-def system_wide(principal: Principal, what: str) -> None:
-    if not principal.everywhere:
-        raise Problem(
-            403,
-            f"{what} apply to the whole system: a token scoped to * is required",
-            slug="out-of-scope",
-        )
 
 
 def not_in_future(moment: datetime, request: Request, field: str = "occurred_at") -> datetime:
@@ -125,8 +112,7 @@ async def subject_in_scope(request: Request, principal: Principal, subject_id: s
             )
             if not known:
                 raise Problem(404, f"subject {subject_id} is unknown")
-            if not principal.everywhere:  # an h: subject placed nowhere yet
-                raise Problem(403, f"subject {subject_id} has no place", slug="out-of-scope")
+            check_root_scope(principal, f"subject {subject_id} has no place")  # an h: subject
             return
         await check_scope(principal, node, covers(conn))
 
@@ -202,9 +188,8 @@ async def declare_risk_area(
     body: RiskAreaCreate,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*DECLARERS))],
+    principal: Annotated[Principal, Depends(allow("risk_areas.write"))],
 ) -> RiskAreaOut:
-    system_wide(principal, "risk areas")
     ctx = command_context(request, principal)
     area_id = new_id("risk-area", body.id, ctx)
     await handlers.declare_risk_area(
@@ -229,9 +214,8 @@ async def lift_risk_area(
     body: RiskAreaLift,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*DECLARERS))],
+    principal: Annotated[Principal, Depends(allow("risk_areas.write"))],
 ) -> RiskAreaOut:
-    system_wide(principal, "risk areas")
     await handlers.lift_risk_area(
         pool_of(request),
         area_id,
@@ -248,15 +232,17 @@ async def lift_risk_area(
 )
 async def list_risk_areas(
     request: Request,
-    principal: Annotated[Principal, Depends(require(*EVERYONE))],
-    active_on: Annotated[date | None, Query(description="only areas active that day")] = None,
+    principal: Annotated[Principal, Depends(allow("risk_areas.read"))],
+    active_on: Annotated[
+        CalendarDay | None, Query(description="only areas active that day")
+    ] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[RiskAreaOut]:
-    after = decode_cursor(cursor).get("after")
+    after = decode_cursor(request, cursor).get("after")
     async with pool_of(request).acquire() as conn:
         rows = await handlers.list_risk_areas(conn, active_on, after, limit)
-    return page_of([_area_out(r) for r in rows], limit, lambda a: {"after": a.id})
+    return page_of(request, [_area_out(r) for r in rows], limit, lambda a: {"after": a.id})
 
 
 @risk_areas.get("/{area_id}", response_model=RiskAreaOut, summary="A risk area")
@@ -264,7 +250,7 @@ async def get_risk_area(
     area_id: str,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*EVERYONE))],
+    principal: Annotated[Principal, Depends(allow("risk_areas.read"))],
 ) -> RiskAreaOut:
     return await _area(request, area_id, response)
 
@@ -295,7 +281,7 @@ async def _rules(request: Request, response: Response) -> RulesOut:
 async def get_rules(
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*EVERYONE))],
+    principal: Annotated[Principal, Depends(allow("key_person_rules.read"))],
 ) -> RulesOut:
     return await _rules(request, response)
 
@@ -309,9 +295,8 @@ async def change_rules(
     body: RulesChange,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*RULE_MAKERS))],
+    principal: Annotated[Principal, Depends(allow("key_person_rules.write"))],
 ) -> RulesOut:
-    system_wide(principal, "key-person rules")
     await handlers.change_rules(
         pool_of(request),
         body.fever_threshold,
@@ -348,7 +333,7 @@ async def create_inquiry(
     body: InquiryCreate,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*INQUIRERS))],
+    principal: Annotated[Principal, Depends(allow("inquiries.write"))],
 ) -> InquiryOut:
     await person_in_scope(request, principal, body.person_id)
     ctx = command_context(request, principal)
@@ -390,8 +375,8 @@ async def create_inquiry(
 async def batch_inquiries(
     body: InquiryBatch,
     request: Request,
-    principal: Annotated[Principal, Depends(require(*INQUIRERS))],
-) -> BatchOut:
+    principal: Annotated[Principal, Depends(allow("inquiries.write"))],
+) -> Response:
     early: list[ItemResult] = []
     inputs: list[InquiryInput] = []
     for index, raw in enumerate(body.items):
@@ -416,17 +401,19 @@ async def batch_inquiries(
                 item.occurred_at,
             )
         )
-    ctx = command_context(request, principal)
-    results = await handlers.inquire(
-        pool_of(request),
-        inputs,
-        zone=request.app.state.settings.zone,
-        scope=scope_of(principal),
-        # per-item client ids make the batch idempotent; chunks commit under no command id
-        ctx=CommandContext(actor=ctx.actor, correlation_id=ctx.correlation_id),
-        chunk_size=setting(request, "inquiry_batch_chunk", 500),
-    )
-    return batch_out(early + results)
+
+    async def record(ctx: CommandContext) -> Response:
+        results = await handlers.inquire(
+            pool_of(request),
+            inputs,
+            zone=request.app.state.settings.zone,
+            scope=scope_of(principal),
+            ctx=ctx,
+            chunk_size=setting(request, "inquiry_batch_chunk", 500),
+        )
+        return json_answer(batch_out(early + results))
+
+    return await answer_once(request, principal, record)
 
 
 @inquiries.get("/{inquiry_id}", response_model=InquiryOut, summary="An inquiry as recorded")
@@ -434,7 +421,7 @@ async def get_inquiry(
     inquiry_id: str,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*KP_READERS))],
+    principal: Annotated[Principal, Depends(allow("key_persons.read"))],
 ) -> InquiryOut:
     out = await _inquiry(request, inquiry_id, response)
     if out.household_id is not None:
@@ -473,14 +460,14 @@ async def _detail(request: Request, subject_id: str, response: Response) -> KeyP
 )
 async def list_key_persons(
     request: Request,
-    principal: Annotated[Principal, Depends(require(*KP_READERS))],
+    principal: Annotated[Principal, Depends(allow("key_persons.read"))],
     node_id: Annotated[str | None, Query(description="a place; default the whole scope")] = None,
     reason: Annotated[KeyReason | None, Query(description="only those flagged for it")] = None,
     include_cleared: Annotated[bool, Query(description="also those cleared")] = False,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[KeyPersonOut]:
-    after = decode_cursor(cursor).get("after")
+    after = decode_cursor(request, cursor).get("after")
     async with pool_of(request).acquire() as conn:
         if node_id is not None:
             if not await conn.fetchval(
@@ -502,7 +489,9 @@ async def list_key_persons(
             after=after,
             limit=limit,
         )
-    return page_of([_key_person_out(r) for r in rows], limit, lambda k: {"after": k.subject_id})
+    return page_of(
+        request, [_key_person_out(r) for r in rows], limit, lambda k: {"after": k.subject_id}
+    )
 
 
 @key_persons.get(
@@ -514,7 +503,7 @@ async def get_key_person(
     subject_id: str,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*KP_READERS))],
+    principal: Annotated[Principal, Depends(allow("key_persons.read"))],
 ) -> KeyPersonDetail:
     await subject_in_scope(request, principal, subject_id)
     return await _detail(request, subject_id, response)
@@ -530,7 +519,7 @@ async def clear_key_person(
     body: KeyPersonClear,
     request: Request,
     response: Response,
-    principal: Annotated[Principal, Depends(require(*KP_CLEARERS))],
+    principal: Annotated[Principal, Depends(allow("key_persons.clear"))],
 ) -> KeyPersonDetail:
     await subject_in_scope(request, principal, subject_id)
     await handlers.clear_key_person(

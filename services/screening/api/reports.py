@@ -18,17 +18,17 @@ from services.screening.config import ScreeningSettings
 from services.screening.domain.reports import SubmitReport
 from services.screening.handlers import reports as handlers
 from services.screening.handlers.reports import Deadlines
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
+from shared.horizon import CalendarDay
+from shared.input_limits import INT4_MAX
 from shared.places import covers
 from shared.problems import Problem
 from shared.requests import command_context, etag, expected_version, new_id
+from shared.roles import allow
 
-# a node's daily report is compiled by its grid worker (or an admin); see docs/access.md
-REPORTERS = (Role.ADMIN, Role.GRID_WORKER)
-READERS = (Role.ADMIN, Role.GRID_WORKER, Role.COMMAND, Role.AUDITOR, Role.INTEGRATOR)
-
-Reporter = Annotated[Principal, Depends(require(*REPORTERS))]
-Reader = Annotated[Principal, Depends(require(*READERS))]
+# a node's daily report is compiled by its grid worker (or an admin)
+Reporter = Annotated[Principal, Depends(allow("daily_reports.write"))]
+Reader = Annotated[Principal, Depends(allow("daily_reports.read"))]
 
 daily_reports = APIRouter(prefix="/v1/daily-reports", tags=["daily reports"])
 
@@ -136,8 +136,8 @@ async def get_report(
     response: Response,
     principal: Reader,
     node_id: Annotated[str, Query(min_length=1)],
-    day: date,
-    revision: Annotated[int | None, Query(ge=1)] = None,
+    day: Annotated[CalendarDay, Query()],
+    revision: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None,
 ) -> DailyReportOut:
     kind = await _kind_in_scope(request, principal, node_id, in_body=False)
     return await _report_out(request, node_id, day, kind, response, revision)
@@ -157,7 +157,7 @@ async def completeness(
     request: Request,
     principal: Reader,
     node_id: Annotated[str, Query(min_length=1)],
-    day: date,
+    day: Annotated[CalendarDay, Query()],
     kind: Annotated[str, Query(min_length=1, max_length=40)] = "grid",
 ) -> CompletenessOut:
     await _kind_in_scope(request, principal, node_id, in_body=False)

@@ -39,30 +39,28 @@ from services.screening.commands.testing import (
 from services.screening.handlers import testing as handlers
 from services.screening.handlers.key_persons import ItemResult
 from services.screening.handlers.testing import SampleInput
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_root_scope, check_scope
 from shared.errors import DomainError
 from shared.eventstore import CommandContext
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version, new_id
-
-MEDICS = (Role.ADMIN, Role.MEDIC)
-READERS = (
-    Role.ADMIN,
-    Role.MEDIC,
-    Role.GRID_WORKER,
-    Role.COMMAND,
-    Role.AUDITOR,
-    Role.INTEGRATOR,
+from shared.requests import (
+    answer_once,
+    command_context,
+    etag,
+    expected_version,
+    json_answer,
+    new_id,
 )
+from shared.roles import allow
 
 rounds = APIRouter(prefix="/v1/test-rounds", tags=["tests"])
 samples = APIRouter(prefix="/v1/samples", tags=["tests"])
 vaccinations = APIRouter(prefix="/v1/vaccinations", tags=["vaccination"])
 ROUTERS = [rounds, samples, vaccinations]
 
-Medic = Annotated[Principal, Depends(require(*MEDICS))]
-Reader = Annotated[Principal, Depends(require(*READERS))]
+Medic = Annotated[Principal, Depends(allow("testing.write"))]
+Reader = Annotated[Principal, Depends(allow("testing.read"))]
 
 
 # -- test rounds -----------------------------------------------------------------------------
@@ -158,8 +156,7 @@ async def _sample_in_scope(request: Request, principal: Principal, sample_id: st
         if row is None:
             raise Problem(404, f"sample {sample_id} does not exist")
         if row["household_id"] is None:
-            if not principal.everywhere:
-                raise Problem(403, "the sample's person is placed nowhere", slug="out-of-scope")
+            check_root_scope(principal, "the sample's person is placed nowhere")
             return
         await check_scope(principal, row["household_id"], covers(conn))
 
@@ -194,7 +191,7 @@ async def collect_sample(
         " twice."
     ),
 )
-async def batch_samples(body: SampleBatch, request: Request, principal: Medic) -> BatchOut:
+async def batch_samples(body: SampleBatch, request: Request, principal: Medic) -> Response:
     early: list[ItemResult] = []
     inputs: list[SampleInput] = []
     for index, raw in enumerate(body.items):
@@ -208,16 +205,19 @@ async def batch_samples(body: SampleBatch, request: Request, principal: Medic) -
             early.append(ItemResult.refused(index, item.id, exc))
             continue
         inputs.append(SampleInput(index, item.id, item.person_id, item.round_id, item.occurred_at))
-    ctx = command_context(request, principal)
-    results = await handlers.collect(
-        pool_of(request),
-        inputs,
-        zone=request.app.state.settings.zone,
-        scope=scope_of(principal),
-        ctx=CommandContext(actor=ctx.actor, correlation_id=ctx.correlation_id),
-        chunk_size=setting(request, "sample_batch_chunk", 500),
-    )
-    return batch_out(early + results)
+
+    async def record(ctx: CommandContext) -> Response:
+        results = await handlers.collect(
+            pool_of(request),
+            inputs,
+            zone=request.app.state.settings.zone,
+            scope=scope_of(principal),
+            ctx=ctx,
+            chunk_size=setting(request, "sample_batch_chunk", 500),
+        )
+        return json_answer(batch_out(early + results))
+
+    return await answer_once(request, principal, record)
 
 
 @samples.get("/{sample_id}", response_model=SampleOut, summary="A sample and its result")

@@ -26,27 +26,25 @@ from services.screening.config import ScreeningSettings
 from services.screening.domain.visits import AuditVisit, RecordVisit, StartCampaign
 from services.screening.handlers import visits as handlers
 from services.screening.handlers.visits import Refused
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
 from shared.envelope import utc_now
+from shared.eventstore import CommandContext
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version, new_id
-
-FIELD_WORKERS = (Role.ADMIN, Role.GRID_WORKER)
-AUDITORS = (Role.ADMIN, Role.AUDITOR)
-READERS = (
-    Role.ADMIN,
-    Role.GRID_WORKER,
-    Role.MEDIC,
-    Role.COMMAND,
-    Role.AUDITOR,
-    Role.INTEGRATOR,
+from shared.requests import (
+    answer_once,
+    command_context,
+    etag,
+    expected_version,
+    json_answer,
+    new_id,
 )
+from shared.roles import allow
 
-FieldWorker = Annotated[Principal, Depends(require(*FIELD_WORKERS))]
-Auditor = Annotated[Principal, Depends(require(*AUDITORS))]
-Reader = Annotated[Principal, Depends(require(*READERS))]
+FieldWorker = Annotated[Principal, Depends(allow("visits.write"))]
+Auditor = Annotated[Principal, Depends(allow("visits.audit"))]
+Reader = Annotated[Principal, Depends(allow("visits.read"))]
 
 campaigns = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 visits = APIRouter(prefix="/v1/visits", tags=["visits"])
@@ -241,27 +239,33 @@ def _parse_item(index: int, raw: Any, visitor: str) -> tuple[int, RecordVisit] |
 )
 async def record_visit_batch(
     body: VisitBatch, request: Request, principal: FieldWorker
-) -> BatchOut:
+) -> Response:
     items = [_parse_item(i, raw, principal.sub) for i, raw in enumerate(body.items)]
     settings = _settings(request)
-    outcomes = await handlers.record_visit_batch(
-        _pool(request),
-        items,
-        None if principal.everywhere else principal.scope,
-        command_context(request, principal),
-        clock(request),
-        _skew(request),
-        settings.timezone,
-        settings.visit_batch_chunk,
-    )
-    results = [ItemResult(**o.__dict__) for o in outcomes]
-    return BatchOut(
-        received=len(results),
-        created=sum(1 for r in results if r.status == "created"),
-        unchanged=sum(1 for r in results if r.status == "unchanged"),
-        errors=sum(1 for r in results if r.status == "error"),
-        results=results,
-    )
+
+    async def record(ctx: CommandContext) -> Response:
+        outcomes = await handlers.record_visit_batch(
+            _pool(request),
+            items,
+            None if principal.everywhere else principal.scope,
+            ctx,
+            clock(request),
+            _skew(request),
+            settings.timezone,
+            settings.visit_batch_chunk,
+        )
+        results = [ItemResult(**o.__dict__) for o in outcomes]
+        return json_answer(
+            BatchOut(
+                received=len(results),
+                created=sum(1 for r in results if r.status == "created"),
+                unchanged=sum(1 for r in results if r.status == "unchanged"),
+                errors=sum(1 for r in results if r.status == "error"),
+                results=results,
+            )
+        )
+
+    return await answer_once(request, principal, record)
 
 
 @visits.get("/{visit_id}", response_model=VisitOut, summary="A visit, its audit verdict, voided")
@@ -311,7 +315,7 @@ async def list_household_visits(
         ):
             raise Problem(404, f"household {household_id} does not exist")
         await check_scope(principal, household_id, covers(conn))
-        position = decode_cursor(cursor)
+        position = decode_cursor(request, cursor)
         after = None
         if position:
             try:
@@ -325,6 +329,7 @@ async def list_household_visits(
                 ) from exc
         rows = await handlers.household_visits(conn, household_id, limit + 1, after)
     return page_of(
+        request,
         [VisitOut(**r) for r in rows],
         limit,
         lambda v: {"at": v.occurred_at.isoformat(), "id": v.id},

@@ -27,7 +27,6 @@ ending or transferring a quarantine stays with medics.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -57,26 +56,24 @@ from services.screening.domain.watch import IllegalTransition
 from services.screening.handlers import watch as handlers
 from services.screening.handlers.watch import ItemOutcome, ReadingInput
 from services.screening.views import person_node
-from shared.auth import Principal, Role, check_scope, require
+from shared.auth import Principal, check_scope
 from shared.envelope import utc_now
+from shared.eventstore import CommandContext
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import command_context, etag, expected_version, new_id
-
-WRITERS = (Role.ADMIN, Role.MEDIC)
-OBSERVERS = (Role.ADMIN, Role.MEDIC, Role.GRID_WORKER)
-READERS = (
-    Role.ADMIN,
-    Role.MEDIC,
-    Role.GRID_WORKER,
-    Role.COMMAND,
-    Role.AUDITOR,
-    Role.INTEGRATOR,
+from shared.requests import (
+    answer_once,
+    command_context,
+    etag,
+    expected_version,
+    json_answer,
+    new_id,
 )
+from shared.roles import allow
 
-Writer = Annotated[Principal, Depends(require(*WRITERS))]
-Observer = Annotated[Principal, Depends(require(*OBSERVERS))]
-Reader = Annotated[Principal, Depends(require(*READERS))]
+Writer = Annotated[Principal, Depends(allow("watch.write"))]
+Observer = Annotated[Principal, Depends(allow("watch.observe"))]
+Reader = Annotated[Principal, Depends(allow("watch.read"))]
 
 observations = APIRouter(prefix="/v1/observations", tags=["watch"])
 quarantines = APIRouter(prefix="/v1/quarantines", tags=["watch"])
@@ -531,7 +528,7 @@ def result_of(o: ItemOutcome) -> ItemResult:
 )
 async def record_temperature_batch(
     body: ReadingBatch, request: Request, principal: Writer
-) -> BatchOut:
+) -> Response:
     results: list[ItemResult] = []
     inputs: list[ReadingInput] = []
     for index, raw in enumerate(body.items):
@@ -543,11 +540,12 @@ async def record_temperature_batch(
             )
             continue
         inputs.append(ReadingInput(index, item.id, item.subject_id, item.celsius, item.occurred_at))
-    # every item carries its own id, which is what makes a repeated upload write nothing
-    ctx = replace(command_context(request, principal), command_id=None)
     scope = None if principal.everywhere else principal.scope
-    outcomes = await handlers.record_reading_batch(
-        _pool(request), inputs, _settings(request), scope, ctx
-    )
-    results.extend(result_of(o) for o in outcomes)
-    return batch_out(len(body.items), results)
+
+    async def record(ctx: CommandContext) -> Response:
+        outcomes = await handlers.record_reading_batch(
+            _pool(request), inputs, _settings(request), scope, ctx
+        )
+        return json_answer(batch_out(len(body.items), results + [result_of(o) for o in outcomes]))
+
+    return await answer_once(request, principal, record)

@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 from services.screening.commands.watch import ID_PATTERN, MAX_BATCH
 from shared.contracts.screening import TaskKind
+from shared.horizon import FactTime, StartTime, example_time
+from shared.scrub import FreeText
 
 _TASK_EXAMPLE: dict[str, Any] = {
     "id": "t-20200201-0001",
     "target_id": "p-zhang-san",
     "task": "supplies",
-    "occurred_at": "2020-02-01T10:20:00+08:00",
+    "occurred_at": example_time(1, 10, 20),
     "notes": "送米面油和蔬菜",
 }
 
@@ -32,8 +34,8 @@ class TaskFields(BaseModel):
         description="call 电话问候, supplies 送生活物资, garbage 收垃圾, disinfection 消毒, "
         "shopping 代购, counselling 心理疏导, other"
     )
-    occurred_at: AwareDatetime | None = Field(None, description="when it was done; default now")
-    notes: str | None = Field(None, max_length=500)
+    occurred_at: FactTime | None = Field(None, description="when it was done; default now")
+    notes: FreeText | None = Field(None, max_length=500)
 
 
 class TaskCreate(TaskFields):
@@ -44,7 +46,7 @@ class TaskItem(TaskFields):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=ID_PATTERN, description="the client's task id (required)")
-    occurred_at: AwareDatetime
+    occurred_at: FactTime
 
 
 class TaskBatch(BaseModel):
@@ -59,7 +61,7 @@ class TaskBatch(BaseModel):
                             "id": "t-20200201-0002",
                             "target_id": "stairwell-b3",
                             "task": "disinfection",
-                            "occurred_at": "2020-02-01T08:05:00+08:00",
+                            "occurred_at": example_time(1, 8, 5),
                         },
                     ]
                 }
@@ -108,7 +110,7 @@ class PlacePlanCreate(BaseModel):
         "day split evenly",
         examples=[["07:00-09:00", "12:00-14:00", "18:00-20:00"]],
     )
-    effective_from: AwareDatetime | None = Field(None, description="default: now")
+    effective_from: StartTime | None = Field(None, description="default: now")
 
 
 class PlacePlanOut(BaseModel):

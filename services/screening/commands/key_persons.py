@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 from shared.contracts.screening import KeyReason, TravelStop
+from shared.horizon import CalendarDay, FactTime, example_time
+from shared.scrub import FreeText
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$"
 MAX_BATCH = 5000
@@ -47,8 +49,8 @@ class RiskAreaCreate(BaseModel):
         max_length=500,
         description="administrative division code prefixes: 42 is 湖北, 4201 is 武汉",
     )
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: CalendarDay
+    valid_to: CalendarDay | None = None
 
 
 class RiskAreaLift(BaseModel):
@@ -57,8 +59,8 @@ class RiskAreaLift(BaseModel):
         json_schema_extra={"examples": [{"lifted_on": "2020-04-08", "reason": "武汉解封"}]},
     )
 
-    lifted_on: date = Field(description="the first day the area is no longer a risk area")
-    reason: str = Field(min_length=1, max_length=500)
+    lifted_on: CalendarDay = Field(description="the first day the area is no longer a risk area")
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class RiskAreaOut(BaseModel):
@@ -97,13 +99,23 @@ class RulesOut(BaseModel):
 # -- inquiries -------------------------------------------------------------------------------
 
 
+class TravelStopIn(TravelStop):
+    """A stop of the travel told at an inquiry: history, so not within the fact horizon, but
+    on days of the calendar."""
+
+    arrived_on: CalendarDay | None = None
+    left_on: CalendarDay | None = None
+
+
 class InquiryFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     person_id: str = Field(pattern=ID_PATTERN)
-    travel: list[TravelStop] = Field(default_factory=list, max_length=50)
+    travel: list[TravelStopIn] = Field(default_factory=list, max_length=50)
     close_contact: bool = Field(False, description="contact with a confirmed or suspected case")
-    symptoms: list[str] = Field(default_factory=list, max_length=20, examples=[["发热", "咳嗽"]])
+    symptoms: list[FreeText] = Field(
+        default_factory=list, max_length=20, examples=[["发热", "咳嗽"]]
+    )
     temperature: float | None = Field(None, ge=34.0, le=43.0, description="°C")
 
 
@@ -124,7 +136,7 @@ class InquiryCreate(InquiryFields):
     )
 
     id: str | None = Field(None, pattern=ID_PATTERN)
-    occurred_at: AwareDatetime | None = Field(None, description="when it was asked; default now")
+    occurred_at: FactTime | None = Field(None, description="when it was asked; default now")
 
 
 class InquiryItem(InquiryFields):
@@ -133,7 +145,7 @@ class InquiryItem(InquiryFields):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=ID_PATTERN)
-    occurred_at: AwareDatetime
+    occurred_at: FactTime
 
 
 class InquiryBatch(BaseModel):
@@ -149,7 +161,7 @@ class InquiryBatch(BaseModel):
                             "travel": [WUHAN],
                             "symptoms": ["发热"],
                             "temperature": 37.5,
-                            "occurred_at": "2020-01-28T09:30:00+08:00",
+                            "occurred_at": example_time(1, 9, 30),
                         }
                     ]
                 }
@@ -256,4 +268,4 @@ class KeyPersonClear(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "居家观察14天期满, 无异常"}]}
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)

@@ -8,9 +8,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.screening.domain.reports import MAX_FIGURES, Standing
+from shared.horizon import FactDay, example_day
+from shared.input_limits import MAX_COUNT
 
 FigureName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-FigureValue = Annotated[int, Field(ge=0, strict=True)]
+FigureValue = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
 
 
 class DailyReportCreate(BaseModel):
@@ -19,13 +21,13 @@ class DailyReportCreate(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "id": "g1-2020-02-01",
+                    "id": "g1-daily",
                     "node_id": "g1",
-                    "day": "2020-02-01",
+                    "day": example_day(),
                     "zero": False,
                     "figures": {"入户排查户数": 126, "湖北返乡人员": 2, "发热人员": 0},
                 },
-                {"node_id": "g2", "day": "2020-02-01", "zero": True, "figures": {}},
+                {"node_id": "g2", "day": example_day(), "zero": True, "figures": {}},
             ]
         },
     )
@@ -36,7 +38,7 @@ class DailyReportCreate(BaseModel):
         description="this revision's id; sending it again changes nothing",
     )
     node_id: str = Field(min_length=1, max_length=100)
-    day: date = Field(description="the day reported on, in the system zone")
+    day: FactDay = Field(description="the day reported on, in the system zone")
     zero: bool = Field(description="零报告: nothing to report; figures must then be 0 or absent")
     figures: dict[FigureName, FigureValue] = Field(
         default_factory=dict, max_length=MAX_FIGURES, description="名称 → 非负整数"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 from services.screening.commands.key_persons import ID_PATTERN, MAX_BATCH
+from shared.horizon import CalendarDay, FactTime, example_day, example_time
 
 
 class RoundCreate(BaseModel):
@@ -19,8 +20,8 @@ class RoundCreate(BaseModel):
                     "id": "yutun-r3",
                     "node_id": "yutun",
                     "number": 3,
-                    "starts_on": "2022-04-10",
-                    "ends_on": "2022-04-11",
+                    "starts_on": example_day(-1),
+                    "ends_on": example_day(),
                 }
             ]
         },
@@ -28,9 +29,9 @@ class RoundCreate(BaseModel):
 
     id: str | None = Field(None, pattern=ID_PATTERN)
     node_id: str = Field(description="the place tested (应检尽检 over everyone living under it)")
-    number: int = Field(ge=1, description="第N轮, unique at the place")
-    starts_on: date
-    ends_on: date
+    number: int = Field(ge=1, le=10_000, description="第N轮, unique at the place")
+    starts_on: CalendarDay
+    ends_on: CalendarDay
 
 
 class Coverage(BaseModel):
@@ -69,14 +70,14 @@ class SampleCreate(SampleFields):
     )
 
     id: str | None = Field(None, pattern=ID_PATTERN)
-    occurred_at: AwareDatetime | None = Field(None, description="when it was taken; default now")
+    occurred_at: FactTime | None = Field(None, description="when it was taken; default now")
 
 
 class SampleItem(SampleFields):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=ID_PATTERN)
-    occurred_at: AwareDatetime
+    occurred_at: FactTime
 
 
 class SampleBatch(BaseModel):
@@ -90,7 +91,7 @@ class SampleBatch(BaseModel):
                             "id": "s-000124",
                             "person_id": "p-lisi",
                             "round_id": "yutun-r3",
-                            "occurred_at": "2022-04-10T08:15:00+08:00",
+                            "occurred_at": example_time(1, 8, 15),
                         }
                     ]
                 }
@@ -140,7 +141,7 @@ class DoseCreate(BaseModel):
     person_id: str = Field(pattern=ID_PATTERN)
     dose_number: int = Field(ge=1, le=5)
     vaccine: str = Field(min_length=1, max_length=100)
-    occurred_at: AwareDatetime | None = Field(None, description="when it was given; default now")
+    occurred_at: FactTime | None = Field(None, description="when it was given; default now")
 
 
 class DoseOut(BaseModel):

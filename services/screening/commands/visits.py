@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 from pydantic.config import JsonDict
 
 from services.screening.domain.visits import CLIENT_ID_PATTERN
 from shared.batch import ItemResultBase
 from shared.contracts.screening import VisitMethod, VisitOutcome, VisitStep
+from shared.horizon import CalendarDay, FactTime, example_time
+from shared.scrub import FreeText
 
 MAX_BATCH = 5000
 NOTES_MAX = 200
@@ -38,9 +40,9 @@ class CampaignCreate(BaseModel):
     id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     node_id: str = Field(description="the place whose every household is to be screened")
     name: str = Field(min_length=1, max_length=100)
-    starts_on: date
-    due_on: date = Field(description="every household screened by this day")
-    goal: str | None = Field(None, max_length=500)
+    starts_on: CalendarDay
+    due_on: CalendarDay = Field(description="every household screened by this day")
+    goal: FreeText | None = Field(None, max_length=500)
 
 
 class Coverage(BaseModel):
@@ -82,7 +84,7 @@ _VISIT_EXAMPLE: JsonDict = {
     "steps": ["greet", "qr_scanned", "notice_handed", "commitment_signed", "inquiry_recorded"],
     "commitment_signed": True,
     "notes": "户主在家,已签承诺书",
-    "occurred_at": "2020-01-28T10:15:00+08:00",
+    "occurred_at": example_time(1, 10, 15),
 }
 
 
@@ -100,14 +102,14 @@ class VisitFields(BaseModel):
     commitment_signed: bool = Field(
         False, description="承诺书 signed: the household counts as screened"
     )
-    notes: str | None = Field(None, max_length=NOTES_MAX)
+    notes: FreeText | None = Field(None, max_length=NOTES_MAX)
 
 
 class VisitCreate(VisitFields):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_VISIT_EXAMPLE]})
 
     id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: FactTime | None = Field(
         None, description="when the visit happened in the field (default: now)"
     )
 
@@ -118,7 +120,7 @@ class VisitItem(VisitFields):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_VISIT_EXAMPLE]})
 
     id: str = Field(pattern=CLIENT_ID_PATTERN, description="the field app's id of the visit")
-    occurred_at: AwareDatetime = Field(
+    occurred_at: FactTime = Field(
         description="when the visit happened in the field; may be days ago"
     )
 
@@ -189,7 +191,7 @@ class AuditCreate(BaseModel):
     id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     visit_id: str = Field(min_length=1, max_length=100)
     verdict: Literal["confirmed", "disputed"]
-    discrepancies: str | None = Field(
+    discrepancies: FreeText | None = Field(
         None, max_length=1000, description="what the re-check found; required when disputed"
     )
 
@@ -210,4 +212,4 @@ class VoidVisit(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "核查发现未实际入户"}]}
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 from shared.batch import ItemResultBase
 from shared.contracts.screening import QuarantineType
+from shared.horizon import CalendarDay, FactTime, StartTime, example_day, example_time
+from shared.scrub import FreeText
 
 MAX_BATCH = 5000
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -28,7 +30,7 @@ class ObservationCreate(BaseModel):
             "examples": [
                 {
                     "subject_id": "p-zhang-san",
-                    "planned_end": "2020-02-14",
+                    "planned_end": example_day(14),
                     "carer_party_id": "party-village-doctor",
                 }
             ]
@@ -41,8 +43,8 @@ class ObservationCreate(BaseModel):
         description="required for `h:` subjects (where they stay); a registered person's "
         "household is used otherwise",
     )
-    starts_at: AwareDatetime | None = Field(None, description="default: now")
-    planned_end: date | None = None
+    starts_at: StartTime | None = Field(None, description="default: now")
+    planned_end: CalendarDay | None = None
     carer_party_id: str | None = Field(None, description="the named carer (专人)")
 
 
@@ -56,8 +58,8 @@ class QuarantineCreate(BaseModel):
                     "subject_id": "p-zhang-san",
                     "type": "home",
                     "place": "三溪镇幸福小区3栋2单元301",
-                    "starts_at": "2020-01-31T09:00:00+08:00",
-                    "planned_end": "2020-02-14",
+                    "starts_at": example_time(1, 9, 0),
+                    "planned_end": example_day(14),
                     "carer_party_id": "party-village-doctor",
                 }
             ]
@@ -68,9 +70,9 @@ class QuarantineCreate(BaseModel):
     subject_id: str = SUBJECT
     node_id: str | None = Field(None, description="required for `h:` subjects")
     type: QuarantineType
-    place: str | None = Field(None, max_length=200, description="address or site")
-    starts_at: AwareDatetime | None = Field(None, description="default: now")
-    planned_end: date
+    place: FreeText | None = Field(None, max_length=200, description="address or site")
+    starts_at: StartTime | None = Field(None, description="default: now")
+    planned_end: CalendarDay
     carer_party_id: str | None = None
 
 
@@ -78,12 +80,12 @@ class Extension(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"planned_end": "2020-02-21", "reason": "核酸复检未出结果"}]
+            "examples": [{"planned_end": example_day(21), "reason": "核酸复检未出结果"}]
         },
     )
 
-    planned_end: date
-    reason: str = Field(min_length=1, max_length=500)
+    planned_end: CalendarDay
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class Release(BaseModel):
@@ -91,7 +93,7 @@ class Release(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "观察期满，无异常，解除隔离"}]}
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class Transfer(BaseModel):
@@ -103,7 +105,7 @@ class Transfer(BaseModel):
     )
 
     to: Literal["hospital", "centralized"]
-    destination: str = Field(min_length=1, max_length=200)
+    destination: FreeText = Field(min_length=1, max_length=200)
 
 
 class Transition(BaseModel):
@@ -154,7 +156,7 @@ _READING_EXAMPLE: dict[str, Any] = {
     "id": "r-20200201-0001",
     "subject_id": "p-zhang-san",
     "celsius": 36.6,
-    "occurred_at": "2020-02-01T08:30:00+08:00",
+    "occurred_at": example_time(1, 8, 30),
 }
 
 
@@ -164,7 +166,7 @@ class ReadingFields(BaseModel):
     id: str | None = Field(None, pattern=ID_PATTERN, description="the client's reading id")
     subject_id: str = SUBJECT
     celsius: float = Field(description="30.0-45.0 °C", examples=[36.6])
-    occurred_at: AwareDatetime | None = Field(None, description="when it was taken; default now")
+    occurred_at: FactTime | None = Field(None, description="when it was taken; default now")
 
 
 class ReadingCreate(ReadingFields):
@@ -175,7 +177,7 @@ class ReadingItem(ReadingFields):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=ID_PATTERN, description="the client's reading id (required)")
-    occurred_at: AwareDatetime = Field(description="when it was taken in the field")
+    occurred_at: FactTime = Field(description="when it was taken in the field")
 
 
 class ReadingBatch(BaseModel):
@@ -190,7 +192,7 @@ class ReadingBatch(BaseModel):
                             **_READING_EXAMPLE,
                             "id": "r-20200201-0002",
                             "celsius": 37.5,
-                            "occurred_at": "2020-02-01T16:10:00+08:00",
+                            "occurred_at": example_time(1, 16, 10),
                         },
                     ]
                 }

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import get_args
 
 from services.screening.domain import slots as slot_math
 from services.screening.domain.slots import Period, Slot, SlotRef
 from services.screening.domain.watch import (
     CareKey,
+    Miss,
     Watch,
     WatchKind,
     check_not_future,
@@ -43,7 +44,6 @@ from shared.contracts.screening import (
 from shared.errors import DomainError, Refusal
 
 PLACE_STREAM = "placecare"
-_TICK = timedelta(microseconds=1)
 PLANNABLE: tuple[TaskKind, ...] = ("call", "supplies", "garbage", "disinfection")
 WATCH_KINDS: tuple[WatchKind, ...] = get_args(WatchKind)
 WHOLE_DAY = slot_math.parse_slot(slot_math.WHOLE_DAY)
@@ -183,24 +183,22 @@ def subject_care_due(
     return sorted(due, key=lambda d: (d[1].closes_at(zone), d[0]))
 
 
-def decide_subject_care_missed(
-    state: Watch,
-    task: TaskKind,
-    ref: SlotRef,
-    plans: CarePlans,
-    zone: tzinfo,
-    until: datetime,
-) -> list[EventPayload]:
-    if (task, ref) not in subject_care_due(state, plans, zone, ref.closes_at(zone) - _TICK, until):
-        return []
+def subject_care_missed(
+    state: Watch, plans: CarePlans, zone: tzinfo, after: datetime, until: datetime
+) -> list[Miss]:
+    """The misses of the planned tasks due in `(after, until]`, owed by the carer."""
     return [
-        CareTaskMissed(
-            target_id=state.subject_id,
-            task=task,
-            slot_day=ref.day,
-            slot=ref.label,
-            party_id=state.carer_party_id,
+        Miss(
+            ref.closes_at(zone),
+            CareTaskMissed(
+                target_id=state.subject_id,
+                task=task,
+                slot_day=ref.day,
+                slot=ref.label,
+                party_id=state.carer_party_id,
+            ),
         )
+        for task, ref in subject_care_due(state, plans, zone, after, until)
     ]
 
 
@@ -310,21 +308,26 @@ def place_care_due(
     return sorted(due, key=lambda d: (d[1].closes_at(zone), d[0]))
 
 
-def decide_place_missed(
-    state: PlaceCare, task: TaskKind, ref: SlotRef, zone: tzinfo, until: datetime
-) -> list[EventPayload]:
-    if (task, ref) not in place_care_due(state, zone, ref.closes_at(zone) - _TICK, until):
-        return []
-    plan = state.plan_at(task, ref.opens_at(zone))
-    return [
-        CareTaskMissed(
-            target_id=state.node_id,
-            task=task,
-            slot_day=ref.day,
-            slot=ref.label,
-            party_id=plan.party_id if plan else None,
+def place_care_missed(
+    state: PlaceCare, zone: tzinfo, after: datetime, until: datetime
+) -> list[Miss]:
+    """The misses of a place's tasks due in `(after, until]`, owed by the plan's party."""
+    misses: list[Miss] = []
+    for task, ref in place_care_due(state, zone, after, until):
+        plan = state.plan_at(task, ref.opens_at(zone))
+        misses.append(
+            Miss(
+                ref.closes_at(zone),
+                CareTaskMissed(
+                    target_id=state.node_id,
+                    task=task,
+                    slot_day=ref.day,
+                    slot=ref.label,
+                    party_id=plan.party_id if plan else None,
+                ),
+            )
         )
-    ]
+    return misses
 
 
 def evolve_place(state: PlaceCare, event: EventPayload, version: int) -> PlaceCare:

@@ -14,6 +14,8 @@ Rules decided here and used by every caller:
 * **Closing** (`closed_between`): a slot is settled once its window has ended; the scheduler
   asks which slots ended in a half-open interval `(after, until]`, so consecutive scans
   never see a slot twice and never skip one.
+* **Settling in passes** (`settle_count`): a long backlog of closed windows is settled a
+  bounded number at a time, oldest first, never splitting the windows that close together.
 * **Due** (`due_in`): a slot is due from someone only if the whole window lies inside one
   period of their watch: a watch that starts at 09:00 is first due at 16:00, and one
   released at 17:00 owes nothing for 16:00-18:00.
@@ -165,6 +167,23 @@ def next_close_after(at: datetime, slots: Sequence[Slot], zone: tzinfo) -> datet
             if c > at:
                 return c
     return None  # unreachable for well-formed slots
+
+
+def settle_count(closes: Sequence[datetime], limit: int) -> int:
+    """How many of the windows closing at `closes` (oldest first) one pass settles: at most
+    `limit`, but all or none of those closing at one instant, since the scheduler's mark then
+    moves to that instant and a window left behind there would never be looked at again; when
+    the first instant alone holds more than `limit`, all of its windows."""
+    if len(closes) <= limit:
+        return len(closes)
+    taken = max(limit, 0)
+    while taken > 0 and closes[taken] == closes[taken - 1]:
+        taken -= 1
+    if taken == 0:
+        taken = 1
+        while taken < len(closes) and closes[taken] == closes[0]:
+            taken += 1
+    return taken
 
 
 def due_in(periods: Iterable[Period], ref: SlotRef, zone: tzinfo) -> bool:

@@ -24,7 +24,7 @@ merged segments are the periods in which follow-up slots are due (see `slots.due
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Literal
@@ -435,19 +435,33 @@ def follow_ups_due(
     ]
 
 
-def decide_follow_up_missed(
-    state: Watch, ref: SlotRef, zone: tzinfo, until: datetime
-) -> list[EventPayload]:
-    """The miss of one slot, if it is still a miss on the current state."""
-    key = (ref.day, ref.label)
-    if (
-        ref.closes_at(zone) > until
-        or key in state.read_slots
-        or key in state.missed
-        or not slot_math.due_in(state.periods, ref, zone)
-    ):
-        return []
-    return [FollowUpMissed(subject_id=state.subject_id, slot_day=ref.day, slot=ref.label)]
+@dataclass(frozen=True)
+class Miss:
+    """A window that closed undone: the event saying so, dated when the window closed."""
+
+    closed_at: datetime
+    event: EventPayload
+
+
+def follow_ups_missed(
+    state: Watch, slots: Sequence[Slot], zone: tzinfo, after: datetime, until: datetime
+) -> list[Miss]:
+    """The misses of the follow-ups due in `(after, until]`, decided on one fold: each slot's
+    miss once, never one a reading filled."""
+    return [
+        Miss(
+            ref.closes_at(zone),
+            FollowUpMissed(subject_id=state.subject_id, slot_day=ref.day, slot=ref.label),
+        )
+        for ref in follow_ups_due(state, slots, zone, after, until)
+    ]
+
+
+def first_misses(misses: Iterable[Miss], limit: int) -> list[Miss]:
+    """The oldest misses, at most `limit` of them (see `slots.settle_count`): a stream far
+    behind is caught up over several passes, so it cannot hold the others back."""
+    ordered = sorted(misses, key=lambda m: m.closed_at)
+    return ordered[: slot_math.settle_count([m.closed_at for m in ordered], limit)]
 
 
 # -- the fold --------------------------------------------------------------------------------

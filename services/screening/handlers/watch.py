@@ -187,8 +187,11 @@ def _target_kind(stream_id: str) -> str:
 
 
 async def project_watch(conn: Any, events: Sequence[Envelope]) -> None:
-    """Keep the query tables current, in the command's transaction."""
+    """Keep the query tables current, in the command's transaction (the rows of many
+    readings or misses — an upload, a scheduler's catch-up — in one statement each)."""
     readings: list[tuple[Any, ...]] = []
+    follow_up_misses: list[tuple[Any, ...]] = []
+    care_misses: list[tuple[Any, ...]] = []
     for env in events:
         d = env.data
         match env.type:
@@ -306,19 +309,8 @@ async def project_watch(conn: Any, events: Sequence[Envelope]) -> None:
                     )
                 )
             case "FollowUpMissed":
-                await conn.execute(
-                    """
-                    INSERT INTO follow_up_misses (subject_id, slot_day, slot, node_id,
-                        carer_party_id, closed_at)
-                    VALUES ($1, $2, $3, $4,
-                        (SELECT carer_party_id FROM watch_subjects WHERE subject_id = $1), $5)
-                    ON CONFLICT DO NOTHING
-                    """,
-                    d["subject_id"],
-                    _day(d["slot_day"]),
-                    d["slot"],
-                    env.node_id,
-                    env.occurred_at,
+                follow_up_misses.append(
+                    (d["subject_id"], _day(d["slot_day"]), d["slot"], env.node_id, env.occurred_at)
                 )
             case "CareTaskCompleted":
                 await conn.execute(
@@ -340,20 +332,17 @@ async def project_watch(conn: Any, events: Sequence[Envelope]) -> None:
                     env.node_id,
                 )
             case "CareTaskMissed":
-                await conn.execute(
-                    """
-                    INSERT INTO care_misses (target_id, target_kind, task, slot_day, slot,
-                        party_id, node_id, closed_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING
-                    """,
-                    d["target_id"],
-                    _target_kind(env.stream_id),
-                    d["task"],
-                    _day(d["slot_day"]),
-                    d["slot"],
-                    d.get("party_id"),
-                    env.node_id,
-                    env.occurred_at,
+                care_misses.append(
+                    (
+                        d["target_id"],
+                        _target_kind(env.stream_id),
+                        d["task"],
+                        _day(d["slot_day"]),
+                        d["slot"],
+                        d.get("party_id"),
+                        env.node_id,
+                        env.occurred_at,
+                    )
                 )
             case "PlaceCarePlanned":
                 at = _time(d["effective_from"])
@@ -385,6 +374,30 @@ async def project_watch(conn: Any, events: Sequence[Envelope]) -> None:
                 $5::date[], $6::text[], $7::bool[], $8::text[], $9::text[])
             """,
             *[list(c) for c in zip(*readings, strict=True)],
+        )
+    if follow_up_misses:
+        await conn.execute(
+            """
+            INSERT INTO follow_up_misses (subject_id, slot_day, slot, node_id, carer_party_id,
+                closed_at)
+            SELECT u.subject_id, u.slot_day, u.slot, u.node_id, w.carer_party_id, u.closed_at
+            FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::timestamptz[])
+                AS u(subject_id, slot_day, slot, node_id, closed_at)
+            LEFT JOIN watch_subjects w ON w.subject_id = u.subject_id
+            ON CONFLICT DO NOTHING
+            """,
+            *[list(c) for c in zip(*follow_up_misses, strict=True)],
+        )
+    if care_misses:
+        await conn.execute(
+            """
+            INSERT INTO care_misses (target_id, target_kind, task, slot_day, slot, party_id,
+                node_id, closed_at)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[],
+                $6::text[], $7::text[], $8::timestamptz[])
+            ON CONFLICT DO NOTHING
+            """,
+            *[list(c) for c in zip(*care_misses, strict=True)],
         )
 
 
