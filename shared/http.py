@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import problems
+from shared import openapi, problems
 from shared.auth import TokenVerifier
 from shared.horizon import RequestHorizon
 from shared.idempotency import Fingerprints, fingerprint_key
@@ -124,6 +124,7 @@ def build_app(
     )
     app.state.verifier = TokenVerifier(settings)
     problems.install(app)
+    openapi.install(app)
     app.router.dependencies.append(Depends(refuse_control_characters))  # before any route
     service = settings.service
 

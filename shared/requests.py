@@ -74,7 +74,7 @@ def json_answer(
 ) -> Response:
     """A model as the JSON response a route would have made of it."""
     return Response(
-        model.model_dump_json().encode(),
+        model.model_dump_json(by_alias=True).encode(),  # as FastAPI serialises a response_model
         status_code=status_code,
         media_type="application/json",
         headers=headers,
