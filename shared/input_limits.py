@@ -12,6 +12,9 @@ the same rule.
 Free text (`FREE_TEXT`: notes, reasons) may hold tabs and line breaks, nothing else below
 U+0020.
 
+`NaN`, `Infinity` and `-Infinity` are not JSON, but Python's parser reads them as numbers: a
+temperature or a threshold of NaN compares false with every bound, so they are refused too.
+
 Integers are bounded where they are declared (`Field`/`Query(ge=..., le=...)`), with the
 bounds below where no domain rule gives a smaller one: an unbounded one reached PostgreSQL
 and overflowed int4 there (`level=2147483648`).
@@ -19,6 +22,7 @@ and overflowed int4 there (`level=2147483648`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from typing import Any, Final
@@ -44,7 +48,7 @@ _JSON_TYPES: Final = ("application/json", "+json")
 # with surrogatepass); a raw control character inside a string is a syntax error. A body
 # with none of them is not walked.
 _MAY_HOLD_REFUSED: Final = re.compile(
-    rb"\\(?:u(?:00[01]|007[fF]|[dD][89a-fA-F])|[bfnrt])|\x7f|\xed[\xa0-\xbf]"
+    rb"\\(?:u(?:00[01]|007[fF]|[dD][89a-fA-F])|[bfnrt])|\x7f|\xed[\xa0-\xbf]|NaN|Infinity"
 )
 
 
@@ -65,6 +69,8 @@ def refusals(value: Any, field: str) -> Iterator[tuple[str, str]]:
         reason = refusal(value, free_text=field.rsplit(".", 1)[-1] in FREE_TEXT)
         if reason is not None:
             yield field, reason
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield field, f"{value} is not a number JSON can hold"
     elif isinstance(value, dict):
         for key, item in value.items():
             key_reason = refusal(str(key))

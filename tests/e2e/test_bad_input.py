@@ -173,6 +173,25 @@ CONTROL_CHARACTERS = [
         "body.items.0.checkpoint_id",
         {"json": {"items": [{"id": "c1", "checkpoint_id": "gate\x00"}]}},
     ),
+    Case(
+        "checkpoint",
+        "POST",
+        "/v1/checkpoints",
+        422,
+        "body.policy.temperature_threshold",
+        json_body(
+            '{"node_id": "comm", "name": "北门", "level": "compound",'
+            ' "policy": {"temperature_threshold": NaN}}'
+        ),
+    ),
+    Case(
+        "screening",
+        "POST",
+        "/v1/temperatures",
+        422,
+        "body.celsius",
+        json_body('{"subject_id": "p1", "celsius": Infinity}'),
+    ),
     Case("reporting", "GET", "/v1/testing-rounds/r%00/coverage", 422, "path.round_id"),
     Case("reporting", "GET", "/v1/testing-rounds/r1/coverage?node_id=n%00", 422, "query.node_id"),
 ]

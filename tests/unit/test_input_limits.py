@@ -41,3 +41,14 @@ def test_each_refused_string_is_named_by_its_path_keys_included() -> None:
     ]
     ((_, reason),) = refusals("x\x7f", "query.q")
     assert reason == "holds a control character (U+007F) at position 1"
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_a_number_json_cannot_hold_is_refused_although_python_parses_it(token: str) -> None:
+    """Given a policy whose threshold is NaN (every comparison with it is false), when it is
+    checked, then it is refused by name, whether the prefilter or the walk is asked."""
+    raw = f'{{"policy": {{"temperature_threshold": {token}}}}}'.encode()
+    assert _MAY_HOLD_REFUSED.search(raw)
+    ((field, reason),) = refusals(json.loads(raw), "body")
+    assert field == "body.policy.temperature_threshold" and "not a number JSON" in reason
+    assert list(refusals({"temperature": 36.6, "note": "NaN in text is text"}, "body")) == []
