@@ -102,7 +102,7 @@ def install(app: FastAPI) -> None:
         return problem_response(
             status,
             "validation-error",
-            "Invalid input",
+            "Validation error",
             f"{first['field']}: {first['reason']}",
             request,
             errors=errors,
