@@ -28,9 +28,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
     "description": "RFC 9457 problem details; `type` is stable, `errors` names each bad field",
     "type": "object",
-    "required": ["type", "title", "status", "detail"],
+    "required": ["type", "code", "title", "status", "detail"],
     "properties": {
         "type": {"type": "string", "format": "uri"},
+        "code": {"type": "string", "description": "the stable last part of `type`"},
         "title": {"type": "string"},
         "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": {"type": "string"},

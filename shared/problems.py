@@ -72,6 +72,7 @@ def problem_response(
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
+        "code": slug,  # the stable last part of `type`, on every problem
         "title": title,
         "status": status,
         "detail": detail,

@@ -95,6 +95,8 @@ async def test_the_same_document_in_a_second_household_is_a_409_naming_the_perso
     other = await person(homes, "h302")
     assert other.status_code == 409
     assert first["id"] in other.json()["detail"]
+    assert other.json()["code"] == "document-registered"
+    assert other.json()["errors"][0]["field"] == "body.document_number"
     moved = await homes.registry.post(
         f"/v1/persons/{first['id']}/move",
         json={"household_id": "h302"},

@@ -166,7 +166,7 @@ def decide_register_person(state: Person | None, cmd: RegisterPerson) -> list[Ev
             f"this document is already registered to person {cmd.holder.person_id} in "
             f"household {cmd.holder.household_id}; move that person instead",
             refusal=Refusal.CONFLICT,
-            field="number",
+            field="document_number",
         )
     if state is not None:
         raise DomainError(
