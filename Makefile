@@ -69,5 +69,8 @@ bench: deps infra
 token: deps
 	@.venv/bin/python -m shared.devtoken --role admin
 
+# docs/contracts (JSON Schemas of every payload and record version), docs/asyncapi.yaml and
+# docs/openapi/<service>.json; unit tests fail while any committed one is stale
 contracts: deps
 	@.venv/bin/python -m shared.contracts.export docs/contracts
+	@.venv/bin/python -m services.openapi docs/openapi

@@ -24,6 +24,11 @@ last committed batch ended from the records' headers (`grid-relay-position`) and
 the later of that and the stored checkpoint: a batch committed to Kafka whose checkpoint was
 never written (a crash, a lost lease, a database restart in between) is not published again.
 Every record also names its holder's epoch (`grid-relay-epoch`).
+
+Every record also carries its CloudEvents 1.0 attributes as binary-mode headers (`ce_id` the
+event id, `ce_type` its type and schema version, `ce_dataschema` the schema of the value in
+docs/contracts/, ...; `shared/contracts/records.py`), so a CloudEvents client reads it as an
+event without knowing the envelope; the value is the envelope, unchanged.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from shared.contracts import records
+from shared.contracts.published import catalog_of
 from shared.eventstore import COLUMNS
 from shared.kafka import Cluster, kafka_consumer, relay_producer
 from shared.metrics import RELAY_LAG, RELAY_PUBLISHED
@@ -215,6 +222,36 @@ def message_value(row: asyncpg.Record) -> bytes:
     )
 
 
+Headers = list[tuple[str, bytes]]
+
+
+def cloud_event_headers(topic: str, event_type: str, schema_version: int) -> Headers:
+    """The attributes every record of one type and version shares: computed once, not per
+    record. A type no contract publishes (tests) has no `ce_dataschema` to name."""
+    service = records.service_of(topic)
+    headers = [
+        ("ce_specversion", records.SPECVERSION.encode()),
+        ("ce_source", records.ce_source(service).encode()),
+        ("ce_type", records.ce_type(service, event_type, schema_version).encode()),
+        ("content-type", records.CONTENT_TYPE.encode()),
+    ]
+    catalog = catalog_of(event_type)
+    if catalog is not None:
+        uri = records.dataschema(catalog.topic, event_type, schema_version)
+        headers.append(("ce_dataschema", uri.encode()))
+    return headers
+
+
+def record_headers(row: asyncpg.Record, shared: Headers) -> Headers:
+    """A record's own CloudEvents attributes: its event id, time (RFC 3339) and subject."""
+    return [
+        *shared,
+        ("ce_id", str(row["event_id"]).encode()),
+        ("ce_time", row["occurred_at"].isoformat().encode()),
+        ("ce_subject", row["stream_id"].encode()),
+    ]
+
+
 class OutboxRelay:
     """Moves committed events from one service's store to its topic, a batch at a time.
 
@@ -245,6 +282,7 @@ class OutboxRelay:
         self._checkpoint: Position | None = start_after  # cached while the lease is held
         self._partitions: list[int] = []
         self._partition_of: dict[str, int] = {}  # stream -> partition, as the producer would
+        self._cloud_event: dict[tuple[str, int], Headers] = {}  # (type, version) -> headers
         self._epoch = str(lease.epoch if lease and lease.epoch is not None else 0).encode()
         self._transactional = lease is not None  # a leased relay's producer is transactional
 
@@ -270,11 +308,19 @@ class OutboxRelay:
                     ("type", r["type"].encode()),
                     (EPOCH_HEADER, self._epoch),
                     (POSITION_HEADER, f"{r['tx_id']}:{r['position']}".encode()),
+                    *record_headers(r, self._shared_headers(r["type"], r["schema_version"])),
                 ],
             )
             for r in rows
         ]
         await asyncio.gather(*futures)
+
+    def _shared_headers(self, event_type: str, schema_version: int) -> Headers:
+        headers = self._cloud_event.get((event_type, schema_version))
+        if headers is None:
+            headers = cloud_event_headers(self.topic, event_type, schema_version)
+            self._cloud_event[(event_type, schema_version)] = headers
+        return headers
 
     def _partition(self, stream_id: str) -> int:
         """The default partitioner's choice (murmur2 of the key), computed once per stream:

@@ -13,6 +13,11 @@ CATALOGS: tuple[Catalog, ...] = (registry.CATALOG, screening.CATALOG, checkpoint
 _BY_TYPE: dict[str, Catalog] = {t: c for c in CATALOGS for t in c.events}
 
 
+def catalog_of(event_type: str) -> Catalog | None:
+    """The catalog that publishes `event_type`, if any does."""
+    return _BY_TYPE.get(event_type)
+
+
 def decode(envelope: Envelope) -> EventPayload:
     catalog = _BY_TYPE.get(envelope.type)
     if catalog is None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.contracts import Catalog, EventPayload, UnknownEvent
-from shared.contracts.export import schemas
+from shared.contracts.export import contract_files, schemas
 from shared.contracts.published import CATALOGS, decode
 from shared.contracts.registry import NodeCreated
 from shared.envelope import Envelope
@@ -87,6 +87,12 @@ def test_exported_json_schemas_match_the_published_contract_files() -> None:
     for topic, events in schemas().items():
         stored = json.loads((DOCS / f"{topic}.json").read_text())
         assert stored == json.loads(json.dumps(events, ensure_ascii=False)), topic
+
+
+def test_every_generated_contract_file_is_committed_as_generated() -> None:
+    """Record schemas per type and version included (`make contracts`)."""
+    stored = {str(p.relative_to(DOCS)): p.read_text() for p in DOCS.rglob("*.json") if p.is_file()}
+    assert stored == contract_files()
 
 
 def test_envelope_round_trips_through_json() -> None:
