@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from shared.contracts import Catalog, EventPayload, UnknownEvent
+from shared.contracts.checkpoint import CheckpointOpened, CheckpointPolicyChanged
 from shared.contracts.export import schemas
 from shared.contracts.published import CATALOGS, decode
 from shared.contracts.registry import NodeCreated
@@ -103,3 +104,35 @@ def test_the_published_contract_files_keep_every_version_of_every_event() -> Non
             assert versions == set(range(1, cls.schema_version + 1)), name
             for version in range(1, cls.schema_version):
                 assert (name, version) in catalog.upcasters, (name, version)
+
+
+def test_a_policy_published_before_residency_types_counts_residents_and_temporary_ones() -> None:
+    """Version 1 of the events carrying a gate's policy did not name residency types: they
+    are read with the default, so a registered visitor is an outsider at every such gate."""
+    policy = {"residents_only": True, "health_code_colours": ["green"]}
+    opened = decode(
+        envelope(
+            "CheckpointOpened",
+            {
+                "checkpoint_id": "north-gate",
+                "node_id": "xingfu",
+                "name": "幸福小区北门",
+                "level": "compound",
+                "policy": policy,
+            },
+        )
+    )
+    changed = decode(
+        envelope(
+            "CheckpointPolicyChanged",
+            {
+                "checkpoint_id": "north-gate",
+                "policy": policy,
+                "effective_from": "2020-02-05T08:00:00+08:00",
+            },
+        )
+    )
+    for payload in (opened, changed):
+        assert isinstance(payload, CheckpointOpened | CheckpointPolicyChanged)
+        assert payload.policy.residents_only
+        assert payload.policy.resident_types == ["resident", "temporary"]
