@@ -14,6 +14,7 @@ from shared.contracts.checkpoint import CheckpointOpened, CheckpointPolicyChange
 from shared.contracts.export import schemas
 from shared.contracts.published import CATALOGS, decode
 from shared.contracts.registry import NodeCreated
+from shared.contracts.screening import HouseholdVisited
 from shared.envelope import Envelope
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "contracts"
@@ -136,3 +137,23 @@ def test_a_policy_published_before_residency_types_counts_residents_and_temporar
         assert isinstance(payload, CheckpointOpened | CheckpointPolicyChanged)
         assert payload.policy.residents_only
         assert payload.policy.resident_types == ["resident", "temporary"]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "signed", "screens"),
+    [("screened", True, True), ("screened", False, True), ("absent", False, False),
+     ("refused", False, False), ("vacant", False, False)],
+)  # fmt: skip
+def test_a_visit_published_before_it_said_so_screens_its_household_by_the_one_rule(
+    outcome: str, signed: bool, screens: bool
+) -> None:
+    data = {
+        "visit_id": "v1",
+        "household_id": "h1",
+        "method": "door",
+        "outcome": outcome,
+        "commitment_signed": signed,
+        "visitor": "w",
+    }
+    visited = decode(envelope("HouseholdVisited", data))
+    assert isinstance(visited, HouseholdVisited) and visited.screens_household is screens
