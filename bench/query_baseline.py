@@ -105,7 +105,8 @@ UNION ALL
 SELECT answer, 'stock.screened_households', count(DISTINCT data->>'household_id')
 FROM ev
 WHERE type = 'HouseholdVisited'
-  AND (data->>'outcome' = 'screened' OR (data->>'commitment_signed')::bool)
+  -- version 1 of the event did not say; it is read by the same rule (outcome screened)
+  AND COALESCE((data->>'screens_household')::bool, data->>'outcome' = 'screened')
 GROUP BY answer
 UNION ALL
 SELECT answer, 'stock.under_quarantine.' || quarantine_type, count(*)

@@ -129,7 +129,7 @@ class Reckoner:
             t.flow(line, day, f"visits.outcome.{v.outcome}")
             if v.signed:
                 t.flow(line, day, "visits.signed")
-            if v.outcome == "screened" or v.signed:
+            if v.outcome == "screened":  # a visit screens its household
                 ref = v.household.ref
                 screened_since[ref] = min(day, screened_since.get(ref, day))
         for h in self.world.district.households:

@@ -77,11 +77,6 @@ def tags_changed(before: Iterable[str], after: Iterable[str]) -> list[Change]:
 # -- screening: visits and the screened-household stock ------------------------------------
 
 
-def counts_as_screened(e: HouseholdVisited) -> bool:
-    """A household is screened by a visit with outcome `screened` or a signed commitment."""
-    return e.outcome == "screened" or e.commitment_signed
-
-
 def visit_flows(e: HouseholdVisited) -> list[Change]:
     changes = [("visits", 1), (f"visits.{e.method}", 1), (f"visits.outcome.{e.outcome}", 1)]
     if e.commitment_signed:
@@ -90,8 +85,9 @@ def visit_flows(e: HouseholdVisited) -> list[Change]:
 
 
 def screened_since_moved(before: date | None, after: date | None) -> list[tuple[date, int]]:
-    """The household counts as screened from the day of its earliest standing screened
-    visit; when that day changes (a new earlier visit, a void), move the +1."""
+    """The household counts as screened from the day of its earliest standing visit that
+    screens it (the event's `screens_household`); when that day changes (a new earlier visit,
+    a void), move the +1."""
     if before == after:
         return []
     moves: list[tuple[date, int]] = []

@@ -137,7 +137,7 @@ SCREENING_HEADERS = (
 
 async def screening(conn: Any, place: Place, day: date, zone: ZoneInfo) -> Ledger:
     """The place and each of its children: households, screened households up to the end of
-    `day` (a signed commitment or a `screened` outcome), and that day's visits."""
+    `day` (by visits whose event says they screen their household), and that day's visits."""
     start, end = day_bounds(day, zone)
     rows = await conn.fetch(
         """

@@ -127,14 +127,13 @@ async def on_key_person_cleared(conn: Any, env: Envelope, e: KeyPersonCleared) -
 
 
 async def on_household_visited(conn: Any, env: Envelope, e: HouseholdVisited) -> None:
-    screened = e.outcome == "screened" or e.commitment_signed
     await conn.execute(
         """
         INSERT INTO ledger_visits (visit_id, household_id, method, outcome, screened, occurred_at)
         VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (visit_id) DO NOTHING
         """,
-        e.visit_id, e.household_id, e.method, e.outcome, screened, env.occurred_at,
+        e.visit_id, e.household_id, e.method, e.outcome, e.screens_household, env.occurred_at,
     )  # fmt: skip
 
 

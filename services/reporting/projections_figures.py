@@ -446,7 +446,7 @@ async def on_visit(conn: Any, env: Envelope, e: HouseholdVisited, batch: Batch) 
     visits = batch.visits
     if e.visit_id in visits.known:
         return
-    day, screened = batch.day(env), figures.counts_as_screened(e)
+    day, screened = batch.day(env), e.screens_household
     if e.household_id not in visits.since:  # not prefetched: ask now
         await prefetch_visits(conn, batch, [e])
         if e.visit_id in visits.known:

@@ -8,11 +8,12 @@ typed or scanned at the gate is never stored or published.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import Catalog, EventPayload
+from shared.contracts.registry import Residency
 
 TOPIC = "checkpoint.events"
 
@@ -26,6 +27,10 @@ def _green_only() -> list[HealthCode]:
     return ["green"]
 
 
+def _residents_and_temporary() -> list[Residency]:
+    return ["resident", "temporary"]
+
+
 class CheckpointPolicy(BaseModel):
     """How a gate judges a crossing (一检二测三登记; 逢人必检、逢车必查)."""
 
@@ -35,6 +40,13 @@ class CheckpointPolicy(BaseModel):
         False,
         description="closed management: only residents of the "
         "guarded node (and their vehicles) may enter",
+    )
+    resident_types: list[Residency] = Field(
+        default_factory=_residents_and_temporary,
+        min_length=1,
+        description="at a residents-only gate, the registry residency types that count as "
+        "residents of the guarded node; a registered visitor (访客) is an outsider under closed "
+        "management (封闭管理) unless named here",
     )
     health_code_colours: list[HealthCode] = Field(
         default_factory=_green_only, description="colours that pass"
@@ -48,6 +60,7 @@ class CheckpointPolicy(BaseModel):
 
 class CheckpointOpened(EventPayload):
     event_type = "CheckpointOpened"
+    schema_version = 2
 
     checkpoint_id: str
     node_id: str = Field(description="the place the gate guards")
@@ -60,6 +73,7 @@ class CheckpointPolicyChanged(EventPayload):
     """From `effective_from` on, crossings are judged by this policy."""
 
     event_type = "CheckpointPolicyChanged"
+    schema_version = 2
 
     checkpoint_id: str
     policy: CheckpointPolicy
@@ -126,7 +140,9 @@ class CrossingRecorded(EventPayload):
     origin: str | None = Field(None, examples=["湖北省武汉市"])
     origin_region_code: str | None = None
     decision: Decision
-    reasons: list[str] = Field(description="machine-readable, e.g. not_resident, fever")
+    reasons: list[str] = Field(
+        description="machine-readable, e.g. not_resident, residency_visitor, fever"
+    )
     views_as_of: datetime | None = Field(
         None, description="for late uploads: the views could only judge as of this time"
     )
@@ -144,6 +160,53 @@ class QuarantineBreachAttempted(EventPayload):
     id_hmac: str
 
 
+# -- earlier versions ------------------------------------------------------------------------
+#
+# Version 1 of the events carrying a policy had no `resident_types`: a residents-only gate
+# admitted everyone registered in a household under the guarded node, visitors included. They
+# are kept for the contract files and the upcasters, and never produced.
+
+
+class CheckpointPolicyV1(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", title="CheckpointPolicy")
+
+    residents_only: bool = False
+    health_code_colours: list[HealthCode] = Field(default_factory=_green_only)
+    test_report_max_hours: int | None = Field(None, ge=1)
+    temperature_threshold: float = 37.3
+    risk_area_arrivals: Literal["persuade_return", "refer"] = "refer"
+
+
+class CheckpointOpenedV1(EventPayload):
+    model_config = ConfigDict(frozen=True, extra="ignore", title="CheckpointOpened")
+    event_type = "CheckpointOpened"
+    schema_version = 1
+
+    checkpoint_id: str
+    node_id: str
+    name: str
+    level: CheckpointLevel
+    policy: CheckpointPolicyV1
+
+
+class CheckpointPolicyChangedV1(EventPayload):
+    model_config = ConfigDict(frozen=True, extra="ignore", title="CheckpointPolicyChanged")
+    event_type = "CheckpointPolicyChanged"
+    schema_version = 1
+
+    checkpoint_id: str
+    policy: CheckpointPolicyV1
+    effective_from: datetime
+
+
+def policy_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """A policy published before residency types were named gets the default ones (residents
+    and temporary residents), the rule every gate follows since: its visitors are outsiders."""
+    policy = dict(data["policy"])
+    policy.setdefault("resident_types", _residents_and_temporary())
+    return {**data, "policy": policy}
+
+
 CATALOG = Catalog(
     TOPIC,
     [
@@ -155,4 +218,9 @@ CATALOG = Catalog(
         CrossingRecorded,
         QuarantineBreachAttempted,
     ],
+    upcasters={
+        ("CheckpointOpened", 1): policy_v1_to_v2,
+        ("CheckpointPolicyChanged", 1): policy_v1_to_v2,
+    },
+    earlier=[CheckpointOpenedV1, CheckpointPolicyChangedV1],
 )

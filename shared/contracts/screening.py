@@ -10,7 +10,7 @@ with masked values only. Clear PII never appears here.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,11 +90,43 @@ class CampaignStarted(EventPayload):
     goal: str | None = None
 
 
+def visit_screens_household(outcome: str) -> bool:
+    """The one rule for a screened household (已排查): a visit screens its household when its
+    outcome is `screened`. (A posted notice is `screened` only with a signed commitment letter,
+    and a signed letter only with outcome `screened`: screening refuses any other visit.)
+    Screening decides it when it records a visit, and version 1 of `HouseholdVisited` is read
+    by it, so every consumer reads `screens_household` and none keeps a rule of its own."""
+    return outcome == "screened"
+
+
 class HouseholdVisited(EventPayload):
-    """A household was visited, called or noticed. `commitment_signed` (承诺书) counts the
-    household as screened."""
+    """A household was visited, called or noticed; `screens_household` says whether the visit
+    counts the household as screened (coverage, figures and ledgers count it, nothing else)."""
 
     event_type = "HouseholdVisited"
+    schema_version = 2
+
+    visit_id: str
+    household_id: str
+    campaign_id: str | None = None
+    method: VisitMethod
+    outcome: VisitOutcome
+    steps: list[VisitStep] = Field(default_factory=list)
+    commitment_signed: bool = Field(False, description="承诺书 signed")
+    screens_household: bool = Field(
+        description="the visit counts its household as screened: outcome screened"
+    )
+    visitor: str = Field(description="token sub of the worker")
+    notes: str | None = None
+
+
+class HouseholdVisitedV1(EventPayload):
+    """As first published, kept for the contract files and the upcaster; never produced: each
+    consumer decided from `outcome` and `commitment_signed` itself, and not all alike."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", title="HouseholdVisited")
+    event_type = "HouseholdVisited"
+    schema_version = 1
 
     visit_id: str
     household_id: str
@@ -103,8 +135,13 @@ class HouseholdVisited(EventPayload):
     outcome: VisitOutcome
     steps: list[VisitStep] = Field(default_factory=list)
     commitment_signed: bool = False
-    visitor: str = Field(description="token sub of the worker")
+    visitor: str
     notes: str | None = None
+
+
+def household_visited_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Whether a recorded visit screened its household, by the one rule."""
+    return {**data, "screens_household": visit_screens_household(data["outcome"])}
 
 
 class VisitAudited(EventPayload):
@@ -399,4 +436,6 @@ CATALOG = Catalog(
         KeyPersonRulesChanged,
         PlaceCarePlanned,
     ],
+    upcasters={("HouseholdVisited", 1): household_visited_v1_to_v2},
+    earlier=[HouseholdVisitedV1],
 )

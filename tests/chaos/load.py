@@ -298,7 +298,7 @@ class Ledger:
             if signed:
                 metrics.append("visits.signed")
             add(flows, household, metrics)
-            if outcome == "screened" or signed:
+            if outcome == "screened":  # a visit screens its household
                 screened.add(household)
         for household in screened:
             add(stocks, household, ["screened_households"])

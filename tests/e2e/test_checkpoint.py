@@ -25,6 +25,8 @@ from tests.e2e.test_places import grow
 ZHANG = "11010519900101123" + resident_id_check_digit("11010519900101123")  # registered, h1
 LI = "22010219851231456" + resident_id_check_digit("22010219851231456")  # not registered
 WANG = "51012119700505123" + resident_id_check_digit("51012119700505123")  # not registered
+ZHAO = "51012119880808234" + resident_id_check_digit("51012119880808234")  # temporary in h1
+SUN = "51012119920303345" + resident_id_check_digit("51012119920303345")  # visitor in h1
 PLATE = "吉A12345"
 OPEN_POLICY = {"residents_only": False, "health_code_colours": ["green"]}
 CLOSED_POLICY = {"residents_only": True, "health_code_colours": ["green"]}
@@ -199,6 +201,76 @@ async def test_a_closed_compound_admits_residents_and_their_cars_and_turns_other
         "/v1/checkpoints/comm-gate/crossings", headers=reader, params={"date": day, "format": "csv"}
     )
     assert same.text == csv.text
+
+
+async def test_a_residents_only_gate_counts_the_residency_types_its_policy_names(
+    gate: Gate,
+) -> None:
+    """Closed management (封闭管理): a registered visitor (访客) of a household under the gate
+    is an outsider; a temporary resident (暂住) is a resident unless the policy says not."""
+    for pid, number, residency in [("p-zhao", ZHAO, "temporary"), ("p-sun", SUN, "visitor")]:
+        r = await gate.stack.registry.post(
+            "/v1/persons",
+            headers=gate.admin(),
+            json={
+                "id": pid,
+                "household_id": "h1",
+                "name": "赵四" if pid == "p-zhao" else "孙五",
+                "document_number": number,
+                "residency": residency,
+            },
+        )
+        assert r.status_code == 201, r.text
+    await _seen(
+        gate.pools["checkpoint"],
+        "SELECT count(*) = 2 FROM persons WHERE id = ANY($1::text[])",
+        ["p-zhao", "p-sun"],
+    )
+    visitor = await gate.cross(document_number=SUN)
+    assert (visitor.json()["decision"], visitor.json()["reasons"]) == (
+        "deny",
+        ["residency_visitor"],
+    )
+    assert visitor.json()["subject_id"] == "p-sun"
+    temporary = await gate.cross(document_number=ZHAO)
+    assert (temporary.json()["decision"], temporary.json()["reasons"]) == ("admit", [])
+
+    owners_only = await gate.checkpoint.post(
+        "/v1/checkpoints/comm-gate/policy",
+        headers=gate.admin(),
+        json={
+            "policy": {**CLOSED_POLICY, "resident_types": ["resident"]},
+            "effective_from": utc_now().isoformat(),
+        },
+    )
+    assert owners_only.status_code == 200, owners_only.text
+    refused = await gate.cross(document_number=ZHAO)
+    assert (refused.json()["decision"], refused.json()["reasons"]) == (
+        "deny",
+        ["residency_temporary"],
+    )
+    assert (await gate.cross()).json()["decision"] == "admit"  # p1 is a resident
+
+    # the register says which rule turned each away
+    reader = gate.stack.token("command", scope=["comm"])
+    csv = await gate.checkpoint.get(
+        "/v1/checkpoints/comm-gate/crossings.csv",
+        headers=reader,
+        params={"date": visitor.json()["day"]},
+    )
+    assert "访客不在放行范围" in csv.text and "暂住人员不在放行范围" in csv.text
+
+    # a policy naming no residency type is refused naming the field
+    empty = await gate.checkpoint.post(
+        "/v1/checkpoints/comm-gate/policy",
+        headers=gate.admin(),
+        json={
+            "policy": {**CLOSED_POLICY, "resident_types": []},
+            "effective_from": utc_now().isoformat(),
+        },
+    )
+    assert empty.status_code == 422, empty.text
+    assert empty.json()["errors"][0]["field"] == "body.policy.resident_types"
 
 
 async def test_a_quarantined_person_going_out_is_denied_and_the_breach_recorded(

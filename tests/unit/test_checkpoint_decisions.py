@@ -16,10 +16,13 @@ OPEN = CheckpointPolicy()  # green only, 37.3 °C, no report needed, risk areas 
 CLOSED_COMPOUND = CheckpointPolicy(residents_only=True, test_report_max_hours=48)
 PERSUADE = CheckpointPolicy(risk_area_arrivals="persuade_return")
 
-RESIDENT = Traveller("p1", resident=True, quarantined=False, observed=False)
-VISITOR = Traveller("h:abc", resident=False, quarantined=False, observed=False)
-QUARANTINED = Traveller("p2", resident=True, quarantined=True, observed=False)
-OBSERVED = Traveller("p3", resident=True, quarantined=False, observed=True)
+RESIDENT = Traveller("p1", ("resident",), quarantined=False, observed=False)
+STRANGER = Traveller("h:abc", (), quarantined=False, observed=False)  # registered nowhere here
+TEMPORARY = Traveller("p4", ("temporary",), quarantined=False, observed=False)  # 暂住
+VISITOR = Traveller("p5", ("visitor",), quarantined=False, observed=False)  # 访客 of a household
+QUARANTINED = Traveller("p2", ("resident",), quarantined=True, observed=False)
+OBSERVED = Traveller("p3", ("resident",), quarantined=False, observed=True)
+OWNERS_ONLY = CheckpointPolicy(residents_only=True, resident_types=["resident"])
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,63 @@ class Given:
 
 CASES: list[tuple[str, CheckpointPolicy, Given, Decision, tuple[str, ...]]] = [
     ("a healthy resident comes home", CLOSED_COMPOUND, Given(), "admit", ()),
-    ("a visitor at an open gate", OPEN, Given(travellers=(VISITOR,)), "admit", ()),
+    ("a stranger at an open gate", OPEN, Given(travellers=(STRANGER,)), "admit", ()),
+    ("a registered visitor at an open gate", OPEN, Given(travellers=(VISITOR,)), "admit", ()),
     (
         "a non-resident at a closed compound",
         CLOSED_COMPOUND,
-        Given(travellers=(VISITOR,)),
+        Given(travellers=(STRANGER,)),
         "deny",
         ("not_resident",),
+    ),
+    (
+        "a registered visitor of a household at a closed compound is an outsider",
+        CLOSED_COMPOUND,
+        Given(travellers=(VISITOR,)),
+        "deny",
+        ("residency_visitor",),
+    ),
+    (
+        "a temporary resident at a closed compound is a resident by default",
+        CLOSED_COMPOUND,
+        Given(travellers=(TEMPORARY,)),
+        "admit",
+        (),
+    ),
+    (
+        "a gate counting only registered residents refuses a temporary one",
+        OWNERS_ONLY,
+        Given(travellers=(TEMPORARY,)),
+        "deny",
+        ("residency_temporary",),
+    ),
+    (
+        "a gate counting only registered residents admits one",
+        OWNERS_ONLY,
+        Given(travellers=(RESIDENT,)),
+        "admit",
+        (),
+    ),
+    (
+        "a gate that counts visitors admits them",
+        CheckpointPolicy(residents_only=True, resident_types=["resident", "visitor"]),
+        Given(travellers=(VISITOR,)),
+        "admit",
+        (),
+    ),
+    (
+        "registered here as a visitor and as a resident: the resident counts",
+        CLOSED_COMPOUND,
+        Given(travellers=(Traveller("p6", ("visitor", "resident"), False, False),)),
+        "admit",
+        (),
+    ),
+    (
+        "a car with a resident, a stranger and a visitor names both reasons",
+        CLOSED_COMPOUND,
+        Given(travellers=(RESIDENT, STRANGER, VISITOR), vehicle=True, vehicle_registered=True),
+        "deny",
+        ("not_resident", "residency_visitor"),
     ),
     (
         "a resident's registered car",
@@ -159,30 +212,30 @@ CASES: list[tuple[str, CheckpointPolicy, Given, Decision, tuple[str, ...]]] = [
         ("under_quarantine", "fever"),
     ),
     (
-        "fever beats residency: a feverish visitor is handed over, not turned away",
+        "fever beats residency: a feverish stranger is handed over, not turned away",
         CLOSED_COMPOUND,
-        Given(travellers=(VISITOR,), temperature=38.0),
+        Given(travellers=(STRANGER,), temperature=38.0),
         "refer",
         ("fever", "not_resident"),
     ),
     (
         "a referred risk-area arrival is referred even when denied otherwise",
         CLOSED_COMPOUND,
-        Given(travellers=(VISITOR,), from_risk_area=True, health_code="red"),
+        Given(travellers=(STRANGER,), from_risk_area=True, health_code="red"),
         "refer",
         ("risk_area_origin", "health_code_red", "not_resident"),
     ),
     (
         "deny beats persuade_return",
         CheckpointPolicy(residents_only=True, risk_area_arrivals="persuade_return"),
-        Given(travellers=(VISITOR,), from_risk_area=True),
+        Given(travellers=(STRANGER,), from_risk_area=True),
         "deny",
         ("risk_area_origin", "not_resident"),
     ),
     (
-        "a car with a visitor at a closed compound",
+        "a car with a stranger at a closed compound",
         CLOSED_COMPOUND,
-        Given(travellers=(RESIDENT, VISITOR), vehicle=True, vehicle_registered=True),
+        Given(travellers=(RESIDENT, STRANGER), vehicle=True, vehicle_registered=True),
         "deny",
         ("not_resident",),
     ),

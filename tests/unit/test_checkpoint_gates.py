@@ -97,6 +97,17 @@ def test_a_gate_that_cannot_open_is_refused_naming_the_field(
     assert info.value.field == field
 
 
+def test_a_policy_names_its_colours_and_residency_types_once_in_a_fixed_order() -> None:
+    policy = CheckpointPolicy(
+        health_code_colours=["yellow", "green", "yellow"],
+        resident_types=["temporary", "resident", "temporary"],
+    )
+    checked = checkpoints.check_policy(policy)
+    assert checked.health_code_colours == ["green", "yellow"]
+    assert checked.resident_types == ["resident", "temporary"]
+    assert CheckpointPolicy().resident_types == ["resident", "temporary"]
+
+
 def test_a_policy_changes_from_a_moment_not_before_the_opening() -> None:
     [event] = checkpoints.decide_change_policy(GATE, CLOSED, h(24), h(0), None)
     assert event == CheckpointPolicyChanged(

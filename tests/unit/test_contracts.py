@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from shared.contracts import Catalog, EventPayload, UnknownEvent
+from shared.contracts.checkpoint import CheckpointOpened, CheckpointPolicyChanged
 from shared.contracts.export import contract_files, schemas
 from shared.contracts.published import CATALOGS, decode
 from shared.contracts.registry import NodeCreated
+from shared.contracts.screening import HouseholdVisited
 from shared.envelope import Envelope
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "contracts"
@@ -109,3 +111,55 @@ def test_the_published_contract_files_keep_every_version_of_every_event() -> Non
             assert versions == set(range(1, cls.schema_version + 1)), name
             for version in range(1, cls.schema_version):
                 assert (name, version) in catalog.upcasters, (name, version)
+
+
+def test_a_policy_published_before_residency_types_counts_residents_and_temporary_ones() -> None:
+    """Version 1 of the events carrying a gate's policy did not name residency types: they
+    are read with the default, so a registered visitor is an outsider at every such gate."""
+    policy = {"residents_only": True, "health_code_colours": ["green"]}
+    opened = decode(
+        envelope(
+            "CheckpointOpened",
+            {
+                "checkpoint_id": "north-gate",
+                "node_id": "xingfu",
+                "name": "幸福小区北门",
+                "level": "compound",
+                "policy": policy,
+            },
+        )
+    )
+    changed = decode(
+        envelope(
+            "CheckpointPolicyChanged",
+            {
+                "checkpoint_id": "north-gate",
+                "policy": policy,
+                "effective_from": "2020-02-05T08:00:00+08:00",
+            },
+        )
+    )
+    for payload in (opened, changed):
+        assert isinstance(payload, CheckpointOpened | CheckpointPolicyChanged)
+        assert payload.policy.residents_only
+        assert payload.policy.resident_types == ["resident", "temporary"]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "signed", "screens"),
+    [("screened", True, True), ("screened", False, True), ("absent", False, False),
+     ("refused", False, False), ("vacant", False, False)],
+)  # fmt: skip
+def test_a_visit_published_before_it_said_so_screens_its_household_by_the_one_rule(
+    outcome: str, signed: bool, screens: bool
+) -> None:
+    data = {
+        "visit_id": "v1",
+        "household_id": "h1",
+        "method": "door",
+        "outcome": outcome,
+        "commitment_signed": signed,
+        "visitor": "w",
+    }
+    visited = decode(envelope("HouseholdVisited", data))
+    assert isinstance(visited, HouseholdVisited) and visited.screens_household is screens

@@ -32,6 +32,7 @@ def visit(**extra: object) -> HouseholdVisited:
         "visitor": "w",
         **extra,
     }
+    fields.setdefault("screens_household", fields["outcome"] == "screened")
     return HouseholdVisited.model_validate(fields)
 
 
@@ -67,17 +68,19 @@ def test_registry_stocks() -> None:
     assert figures.tags_changed(["孤寡老人"], ["党员"]) == [("stock.vulnerable", -1)]
 
 
-def test_visits_count_by_method_and_outcome_and_signed_counts_as_screened() -> None:
+def test_visits_count_by_method_and_outcome_and_signed_letters_are_counted() -> None:
     assert figures.visit_flows(visit(method="phone", outcome="absent")) == [
         ("visits", 1),
         ("visits.phone", 1),
         ("visits.outcome.absent", 1),
     ]
-    signed = visit(outcome="refused", commitment_signed=True)
-    assert figures.visit_flows(signed)[-1] == ("visits.signed", 1)
-    assert figures.counts_as_screened(signed)
-    assert figures.counts_as_screened(visit())
-    assert not figures.counts_as_screened(visit(outcome="vacant"))
+    signed = visit(method="notice", commitment_signed=True)
+    assert figures.visit_flows(signed) == [
+        ("visits", 1),
+        ("visits.notice", 1),
+        ("visits.outcome.screened", 1),
+        ("visits.signed", 1),
+    ]
 
 
 def test_the_screened_stock_moves_with_the_earliest_standing_screened_visit() -> None:

@@ -123,9 +123,30 @@ def test_a_signed_commitment_is_a_screened_visit_and_the_step_is_recorded_in_ord
         outcome="screened",
         steps=["greet", "commitment_signed", "inquiry_recorded"],
         commitment_signed=True,
+        screens_household=True,
         visitor="worker-1",
         notes="已签承诺书",
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "screens"),
+    [
+        (visit(), True),  # at the door, letter signed
+        (visit(commitment_signed=False, steps=("greet",)), True),  # at the door, no letter
+        (visit(method="phone", commitment_signed=False, steps=()), True),
+        (visit(method="notice"), True),  # a posted notice with a signed letter
+        (visit(outcome="absent", commitment_signed=False, steps=()), False),
+        (visit(outcome="refused", commitment_signed=False, steps=()), False),
+        (visit(method="notice", outcome="vacant", commitment_signed=False, steps=()), False),
+    ],
+)
+def test_a_visit_screens_its_household_when_its_outcome_is_screened(
+    given: RecordVisit, screens: bool
+) -> None:
+    """The one rule, decided here and carried by the event for every consumer to read."""
+    [event] = decide_record_visit(None, given, FACTS)
+    assert isinstance(event, HouseholdVisited) and event.screens_household is screens
 
 
 @pytest.mark.parametrize(

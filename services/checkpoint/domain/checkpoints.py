@@ -1,9 +1,10 @@
 """Checkpoints (卡口) and their policies over time. Pure decide/evolve.
 
 A checkpoint guards a place node at one of five levels (county, township, village, natural
-village, compound). Its policy says how a crossing is judged (一检二测三登记): residents only,
-which health-code colours pass, whether a recent nucleic-acid report is required, the fever
-threshold, and what happens to arrivals from risk areas. A policy change takes effect from
+village, compound). Its policy says how a crossing is judged (一检二测三登记): residents only
+(and which residency types count as residents), which health-code colours pass, whether a
+recent nucleic-acid report is required, the fever threshold, and what happens to arrivals
+from risk areas. A policy change takes effect from
 its `effective_from` on, so a crossing is judged by the policy in force at its own time, even
 when it is uploaded days later.
 """
@@ -57,7 +58,8 @@ class OpenCheckpoint:
 
 
 def check_policy(policy: CheckpointPolicy) -> CheckpointPolicy:
-    """The policy with its colours deduplicated (in green, yellow, red order), or a refusal."""
+    """The policy with its colours and residency types deduplicated (in green, yellow, red and
+    resident, temporary, visitor order), or a refusal."""
     low, high = THRESHOLD_RANGE
     if not low <= policy.temperature_threshold <= high:
         raise DomainError(
@@ -72,7 +74,8 @@ def check_policy(policy: CheckpointPolicy) -> CheckpointPolicy:
             field="policy.health_code_colours",
         )
     colours = [c for c in ("green", "yellow", "red") if c in policy.health_code_colours]
-    return policy.model_copy(update={"health_code_colours": colours})
+    types = [t for t in ("resident", "temporary", "visitor") if t in policy.resident_types]
+    return policy.model_copy(update={"health_code_colours": colours, "resident_types": types})
 
 
 def decide_open(state: Checkpoint | None, cmd: OpenCheckpoint) -> list[EventPayload]:

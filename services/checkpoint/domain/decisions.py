@@ -12,7 +12,11 @@ Which reasons a crossing raises:
 | `health_code_missing`    | either direction, no health code was shown                        |
 | `test_report_missing`    | coming in, a report is required and none was shown                |
 | `test_report_expired`    | coming in, the report is older than the policy allows             |
-| `not_resident`           | coming in at a residents-only gate, someone is not a resident     |
+| `not_resident`           | coming in at a residents-only gate, someone is not registered in  |
+|                          | a household under the guarded node                                |
+| `residency_<type>`       | coming in at a residents-only gate, someone is registered there   |
+|                          | only as a residency type the policy does not count as a resident  |
+|                          | (by default `visitor`: 访客 are outsiders under 封闭管理)          |
 | `vehicle_not_registered` | coming in at a residents-only gate, the plate is not registered   |
 |                          | to a household under the guarded node                             |
 
@@ -38,6 +42,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from shared.contracts.checkpoint import CheckpointPolicy, Decision, HealthCode
+from shared.contracts.registry import Residency
 
 UNDER_QUARANTINE: Final = "under_quarantine"
 UNDER_OBSERVATION: Final = "under_observation"
@@ -47,6 +52,9 @@ HEALTH_CODE_MISSING: Final = "health_code_missing"
 TEST_REPORT_MISSING: Final = "test_report_missing"
 TEST_REPORT_EXPIRED: Final = "test_report_expired"
 NOT_RESIDENT: Final = "not_resident"
+RESIDENCY_RESIDENT: Final = "residency_resident"
+RESIDENCY_TEMPORARY: Final = "residency_temporary"
+RESIDENCY_VISITOR: Final = "residency_visitor"
 VEHICLE_NOT_REGISTERED: Final = "vehicle_not_registered"
 
 STAY_IN: Final = frozenset({UNDER_QUARANTINE, UNDER_OBSERVATION})
@@ -59,6 +67,9 @@ DENYING: Final = frozenset(
         TEST_REPORT_MISSING,
         TEST_REPORT_EXPIRED,
         NOT_RESIDENT,
+        RESIDENCY_RESIDENT,
+        RESIDENCY_TEMPORARY,
+        RESIDENCY_VISITOR,
         VEHICLE_NOT_REGISTERED,
     }
 )
@@ -74,6 +85,9 @@ REASON_ORDER: Final = (
     TEST_REPORT_MISSING,
     TEST_REPORT_EXPIRED,
     NOT_RESIDENT,
+    RESIDENCY_RESIDENT,
+    RESIDENCY_TEMPORARY,
+    RESIDENCY_VISITOR,
     VEHICLE_NOT_REGISTERED,
 )
 
@@ -86,7 +100,9 @@ class Traveller:
     """A person at the gate as the local views know them, at the crossing's time."""
 
     subject_id: str  # the registry person id when recognised, else h:<id_hmac>
-    resident: bool  # a non-voided person whose household lies under the guarded node
+    # the residency of each non-voided registration in a household under the guarded node
+    # (none: not registered there)
+    residencies: tuple[Residency, ...]
     quarantined: bool
     observed: bool
 
@@ -139,11 +155,21 @@ def reasons_for(policy: CheckpointPolicy, check: GateCheck) -> set[str]:
         ):
             found.add(TEST_REPORT_EXPIRED)
     if policy.residents_only:
-        if any(not t.resident for t in check.travellers):
-            found.add(NOT_RESIDENT)
+        for t in check.travellers:
+            found |= residency_reasons(policy, t)
         if check.vehicle and not check.vehicle_registered:
             found.add(VEHICLE_NOT_REGISTERED)
     return found
+
+
+def residency_reasons(policy: CheckpointPolicy, traveller: Traveller) -> set[str]:
+    """Why a traveller is no resident of a residents-only gate: not registered under it, or
+    registered there only as types the policy does not count (each named)."""
+    if not traveller.residencies:
+        return {NOT_RESIDENT}
+    if any(r in policy.resident_types for r in traveller.residencies):
+        return set()
+    return {f"residency_{r}" for r in traveller.residencies}
 
 
 def decide(policy: CheckpointPolicy, reasons: set[str]) -> Decision:

@@ -47,6 +47,9 @@ REASONS: Final = {
     "test_report_missing": "无核酸检测报告",
     "test_report_expired": "核酸检测报告过期",
     "not_resident": "非本辖区居民",
+    "residency_resident": "常住人员不在放行范围",
+    "residency_temporary": "暂住人员不在放行范围",
+    "residency_visitor": "访客不在放行范围",
     "vehicle_not_registered": "非本辖区登记车辆",
 }
 

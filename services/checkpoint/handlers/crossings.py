@@ -40,7 +40,7 @@ from services.checkpoint.handlers.shifts import shifts_of
 from shared import identity
 from shared.commands import Aggregate
 from shared.contracts.checkpoint import Decision, HealthCode
-from shared.contracts.registry import DocumentType
+from shared.contracts.registry import DocumentType, Residency
 from shared.envelope import Envelope
 from shared.errors import DomainError, Refusal
 from shared.eventstore import (
@@ -192,13 +192,22 @@ class Gate:
     closed_at: datetime | None
 
 
+@dataclass(slots=True)
+class Registration:
+    """A non-voided person of the registry with this document: where and as what."""
+
+    person_id: str
+    household_path: str | None
+    residency: Residency
+
+
 @dataclass
 class Views:
     """The chunk's slice of the local views."""
 
     gates: dict[str, Gate]
     periods: dict[str, list[PolicyPeriod]]
-    residents: dict[str, list[tuple[str, str | None]]]  # id_hmac -> (person id, household path)
+    residents: dict[str, list[Registration]]  # by id_hmac
     vehicles: dict[str, list[str | None]]  # plate -> household paths
     watch: dict[str, list[WatchPeriod]]  # subject id -> its periods
     risk_areas: list[RiskArea]
@@ -226,14 +235,16 @@ async def _read_views(conn: Any, cmds: Sequence[RecordCrossing], caller: Caller)
         )
     }
     hmacs = sorted({p.id_hmac for c in cmds for p in c.people})
-    residents: dict[str, list[tuple[str, str | None]]] = {}
+    residents: dict[str, list[Registration]] = {}
     for r in await conn.fetch(
-        "SELECT p.id, p.id_hmac, h.path::text AS path FROM persons p"
+        "SELECT p.id, p.id_hmac, p.residency, h.path::text AS path FROM persons p"
         " LEFT JOIN places h ON h.id = p.household_id"
         " WHERE p.id_hmac = ANY($1::text[]) AND NOT p.voided ORDER BY p.id",
         hmacs,
     ):
-        residents.setdefault(r["id_hmac"], []).append((r["id"], r["path"]))
+        residents.setdefault(r["id_hmac"], []).append(
+            Registration(r["id"], r["path"], r["residency"])
+        )
     vehicles: dict[str, list[str | None]] = {}
     for r in await conn.fetch(
         "SELECT v.plate, h.path::text AS path FROM vehicles v"
@@ -242,7 +253,7 @@ async def _read_views(conn: Any, cmds: Sequence[RecordCrossing], caller: Caller)
     ):
         vehicles.setdefault(r["plate"], []).append(r["path"])
     subjects = {f"{domain.HMAC_PREFIX}{h}" for h in hmacs} | {
-        pid for found in residents.values() for pid, _ in found
+        reg.person_id for found in residents.values() for reg in found
     }
     watch: dict[str, list[WatchPeriod]] = {}
     for r in await conn.fetch(
@@ -318,8 +329,8 @@ def recognised(cmd: RecordCrossing, views: Views, gate: Gate) -> RecordCrossing:
         found = views.residents.get(p.id_hmac)
         if not found:
             return p
-        inside = [pid for pid, path in found if under(path, gate.path)]
-        pid = inside[0] if inside else found[0][0]
+        inside = [reg.person_id for reg in found if under(reg.household_path, gate.path)]
+        pid = inside[0] if inside else found[0].person_id
         return GatePerson(p.document_type, p.id_hmac, p.document_masked, pid)
 
     return cmd.at(
@@ -335,8 +346,12 @@ def gate_check(cmd: RecordCrossing, views: Views, gate: Gate, day: Any) -> GateC
         subjects = [f"{domain.HMAC_PREFIX}{p.id_hmac}"] + ([p.subject_id] if p.subject_id else [])
         periods = [w for s in subjects for w in views.watch.get(s, ())]
         state = watch_state(periods, subjects, cmd.occurred_at) if periods else UNWATCHED
-        resident = any(under(path, gate.path) for _, path in views.residents.get(p.id_hmac, ()))
-        travellers.append(Traveller(p.subject, resident, state.quarantined, state.observed))
+        residencies = tuple(
+            reg.residency
+            for reg in views.residents.get(p.id_hmac, ())
+            if under(reg.household_path, gate.path)
+        )
+        travellers.append(Traveller(p.subject, residencies, state.quarantined, state.observed))
     registered = cmd.plate is not None and any(
         under(path, gate.path) for path in views.vehicles.get(cmd.plate, [])
     )

@@ -47,11 +47,12 @@ class CampaignCreate(BaseModel):
 
 class Coverage(BaseModel):
     """Where the campaign stands: each household under the campaign's place counted once,
-    by its best non-voided visit of this campaign (screened beats the latest other outcome).
+    by its best non-voided visit of this campaign (one that screens the household beats the
+    latest other outcome).
     Visits without a campaign id count for the campaign from its `starts_on`."""
 
     households: int
-    screened: int = Field(description="a visit with outcome screened or a signed commitment")
+    screened: int = Field(description="households a visit screened: outcome screened")
     absent: int
     refused: int
     vacant: int
@@ -100,7 +101,8 @@ class VisitFields(BaseModel):
         " commitment_signed, inquiry_recorded, supervised, verified",
     )
     commitment_signed: bool = Field(
-        False, description="承诺书 signed: the household counts as screened"
+        False,
+        description="承诺书 signed: only with outcome screened, which a posted notice needs",
     )
     notes: FreeText | None = Field(None, max_length=NOTES_MAX)
 

@@ -4,9 +4,11 @@ A campaign names a place, a period and a goal: every household under the place s
 `due_on` ("不漏一户一人"). A visit is one contact with a household — at the door, by phone or
 by a posted notice — with its outcome and which of 金堂 三溪镇's seven steps were done
 (greet → QR code scanned → notice handed over → commitment letter signed → inquiry recorded →
-supervised → verified). A signed commitment letter counts the household as screened. Each
-visit is its own stream (`visit:<id>`); an unannounced audit confirms or disputes it, and a
-visit entered by mistake is voided with a reason (nothing is deleted).
+supervised → verified). A visit screens its household when its outcome is `screened`
+(`visit_screens_household`, recorded on the event for every consumer to read); a posted
+notice is `screened` only with a signed commitment letter (承诺书). Each visit is its own
+stream (`visit:<id>`); an unannounced audit confirms or disputes it, and a visit entered by
+mistake is voided with a reason (nothing is deleted).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from shared.contracts.screening import (
     VisitOutcome,
     VisitStep,
     VisitVoided,
+    visit_screens_household,
 )
 from shared.errors import DomainError, Refusal
 
@@ -262,6 +265,7 @@ def _visited(cmd: RecordVisit, facts: VisitFacts) -> HouseholdVisited:
         outcome=cmd.outcome,
         steps=steps,
         commitment_signed=cmd.commitment_signed,
+        screens_household=visit_screens_household(cmd.outcome),
         visitor=cmd.visitor,
         notes=notes,
     )

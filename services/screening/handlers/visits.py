@@ -102,17 +102,18 @@ WITH c AS (
     SELECT h.id FROM households h JOIN places p ON p.id = h.id, c
     WHERE p.path <@ c.path AND NOT p.retired
 ), best AS (
-    SELECT DISTINCT ON (v.household_id) v.household_id, v.outcome
+    SELECT DISTINCT ON (v.household_id) v.household_id, v.outcome, v.screens_household
     FROM visits v, c
     WHERE v.household_id IN (SELECT id FROM hh) AND NOT v.voided
       AND (v.campaign_id = c.id OR (v.campaign_id IS NULL AND v.day >= c.starts_on))
-    ORDER BY v.household_id, (v.outcome = 'screened') DESC, v.occurred_at DESC, v.id DESC
+    ORDER BY v.household_id, v.screens_household DESC, v.occurred_at DESC, v.id DESC
 )
 SELECT count(*) AS households,
-       count(*) FILTER (WHERE best.outcome = 'screened') AS screened,
-       count(*) FILTER (WHERE best.outcome = 'absent') AS absent,
-       count(*) FILTER (WHERE best.outcome = 'refused') AS refused,
-       count(*) FILTER (WHERE best.outcome = 'vacant') AS vacant,
+       count(*) FILTER (WHERE best.screens_household) AS screened,
+       count(*) FILTER (WHERE NOT best.screens_household AND best.outcome = 'absent') AS absent,
+       count(*) FILTER (WHERE NOT best.screens_household AND best.outcome = 'refused')
+           AS refused,
+       count(*) FILTER (WHERE NOT best.screens_household AND best.outcome = 'vacant') AS vacant,
        count(*) FILTER (WHERE best.outcome IS NULL) AS not_visited
 FROM hh LEFT JOIN best ON best.household_id = hh.id
 """
@@ -185,13 +186,14 @@ def project_visits(zone: str) -> Callable[[Any, list[Envelope]], Any]:
             await conn.execute(
                 """
                 INSERT INTO visits (id, household_id, campaign_id, method, outcome, steps,
-                    commitment_signed, visitor, notes, occurred_at, day, recorded_at, version)
-                SELECT i, h, c, m, o, string_to_array(s, ','), cs, vi, n, oa,
-                       (oa AT TIME ZONE $13)::date, ra, ve
+                    commitment_signed, screens_household, visitor, notes, occurred_at, day,
+                    recorded_at, version)
+                SELECT i, h, c, m, o, string_to_array(s, ','), cs, sh, vi, n, oa,
+                       (oa AT TIME ZONE $14)::date, ra, ve
                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                            $6::text[], $7::bool[], $8::text[], $9::text[], $10::timestamptz[],
-                            $11::timestamptz[], $12::int[])
-                     AS u(i, h, c, m, o, s, cs, vi, n, oa, ra, ve)
+                            $6::text[], $7::bool[], $8::bool[], $9::text[], $10::text[],
+                            $11::timestamptz[], $12::timestamptz[], $13::int[])
+                     AS u(i, h, c, m, o, s, cs, sh, vi, n, oa, ra, ve)
                 """,
                 [e.data["visit_id"] for e in visited],
                 [e.data["household_id"] for e in visited],
@@ -200,6 +202,7 @@ def project_visits(zone: str) -> Callable[[Any, list[Envelope]], Any]:
                 [e.data["outcome"] for e in visited],
                 [",".join(e.data["steps"]) for e in visited],
                 [e.data["commitment_signed"] for e in visited],
+                [e.data["screens_household"] for e in visited],
                 [e.data["visitor"] for e in visited],
                 [e.data["notes"] for e in visited],
                 [e.occurred_at for e in visited],
