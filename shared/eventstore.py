@@ -4,6 +4,11 @@ The append must be the first write of its transaction: the transaction id it sta
 rows is assigned at the first write, and the relay orders by that id (DESIGN.md §3, trap 2).
 `append` checks this and refuses otherwise. Called outside a transaction, the append is one
 statement in a transaction of its own: one round trip, committed when it returns.
+
+A stream holds one aggregate: every event of a stream has the same `stream_type` (and every
+stream id names its type, `<stream_type>:<id>`, so two aggregates never share one). `append`
+refuses an event whose stream already holds another type, in the same statement: the event
+before it in the stream (`version - 1`) must be of its type, so by induction the whole stream is.
 """
 
 from __future__ import annotations
@@ -51,6 +56,24 @@ class DuplicateCommand(Exception):
 
 class NotFirstWrite(RuntimeError):
     """The transaction wrote before appending; its events could be relayed out of order."""
+
+
+class MixedStream(RuntimeError):
+    """An event would put a second aggregate type in a stream (a stream id that does not
+    name its type, or a command on the wrong aggregate)."""
+
+    def __init__(self, stream_id: str, detail: str) -> None:
+        super().__init__(f"stream {stream_id} {detail}")
+        self.stream_id = stream_id
+
+
+def mixed_stream(events: Sequence[PendingEvent]) -> str | None:
+    """The first stream that these events, among themselves, give two types; None if none."""
+    seen: dict[str, str] = {}
+    for e in events:
+        if seen.setdefault(e.stream_id, e.stream_type) != e.stream_type:
+            return e.stream_id
+    return None
 
 
 @dataclass(frozen=True)
@@ -161,9 +184,15 @@ async def command_result(conn: Any, command_id: str) -> list[Envelope]:
 # value the rows get as `recorded_at`. Payloads travel as text and are cast on the server
 # (cheaper than asyncpg's per-element jsonb array codec), and nothing is returned but one row:
 # the envelopes are built from what was sent (returning the rows took half the append time).
+# `mixed` is the first stream whose stored event before a new one is of another type (one
+# index probe per event, on the `(stream_id, version)` key the insert probes anyway).
 APPEND = """
 WITH tx AS MATERIALIZED (
-    SELECT pg_current_xact_id_if_assigned() IS NULL AS first_write, now() AS recorded_at
+    SELECT pg_current_xact_id_if_assigned() IS NULL AS first_write, now() AS recorded_at,
+        (SELECT min(e.stream_id) FROM unnest($2::text[], $3::text[], $4::int[])
+                AS n(stream_id, stream_type, version)
+            JOIN events e ON e.stream_id = n.stream_id AND e.version = n.version - 1
+            WHERE n.version > 1 AND e.stream_type <> n.stream_type) AS mixed
 ), added AS (
     INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version,
         occurred_at, node_id, actor, correlation_id, causation_id, command_id, command_seq, data)
@@ -173,11 +202,11 @@ WITH tx AS MATERIALIZED (
                     $7::timestamptz[], $8::text[], $9::text[])
              WITH ORDINALITY AS u(event_id, stream_id, stream_type, version, type,
                                   schema_version, occurred_at, node_id, data, seq)
-    WHERE tx.first_write
+    WHERE tx.first_write AND tx.mixed IS NULL
     ORDER BY u.seq
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM added) AS added, tx.recorded_at FROM tx
+SELECT (SELECT count(*) FROM added) AS added, tx.recorded_at, tx.mixed FROM tx
 """
 
 
@@ -240,10 +269,13 @@ async def append(
     transaction, in one of their own (one statement, committed on return).
 
     Raises ConcurrencyError when a (stream_id, version) is taken, DuplicateCommand when the
-    command id was applied before, NotFirstWrite when the transaction wrote before.
+    command id was applied before, NotFirstWrite when the transaction wrote before, MixedStream
+    when an event's stream holds another type.
     """
     if not events:
         return []
+    if (mixed := mixed_stream(events)) is not None:
+        raise MixedStream(mixed, "is given two stream types in one append")
     ids = [e.event_id or fresh for e, fresh in zip(events, new_event_ids(len(events)), strict=True)]
     streams = [e.stream_id for e in events]
     types = [e.event_type for e in events]
@@ -272,6 +304,9 @@ async def append(
         if exc.constraint_name == "events_stream_version_key":
             raise ConcurrencyError(_stream_of(exc, streams)) from exc
         raise
+    if row["mixed"] is not None:
+        given = sorted({e.stream_type for e in events if e.stream_id == row["mixed"]})
+        raise MixedStream(row["mixed"], f"holds another type than {', '.join(given)}")
     if row["added"] != len(events):
         raise NotFirstWrite("append must be the first write of its transaction")
     recorded_at = row["recorded_at"]

@@ -13,7 +13,7 @@ import asyncpg
 from services.registry import pii_store
 from services.registry.domain import people as domain
 from services.registry.domain.people import Holder, Identity, Person, RegisterPerson
-from services.registry.domain.places import Node
+from services.registry.domain.places import Node, node_stream
 from services.registry.handlers.places import NODE, lock_tree, parent_of, project_nodes
 from services.registry.pii import PiiCipher
 from shared import identity
@@ -111,7 +111,7 @@ async def register_household(
     return await execute(
         pool,
         NODE,
-        household_id,
+        node_stream(household_id),
         prepare=prepare,
         ctx=ctx,
         occurred_at=utc_now(),
@@ -196,7 +196,7 @@ async def register_person(
             await execute(
                 pool,
                 PERSON,
-                person_id,
+                domain.person_stream(person_id),
                 prepare=prepare,
                 ctx=ctx,
                 occurred_at=utc_now(),
@@ -232,7 +232,7 @@ async def change_person(
     return await execute(
         pool,
         PERSON,
-        person_id,
+        domain.person_stream(person_id),
         decide=decide,
         prepare=prepare,
         ctx=ctx,
@@ -371,7 +371,7 @@ async def register_vehicle(
         return await execute(
             pool,
             VEHICLE,
-            vehicle_id,
+            domain.vehicle_stream(vehicle_id),
             prepare=prepare,
             ctx=ctx,
             occurred_at=utc_now(),
