@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import asyncpg
 import orjson
@@ -91,6 +91,10 @@ class PendingEvent:
     schema_version: int | None = None
     data: dict[str, Any] | None = None
     event_id: UUID | None = None
+    # when this event has another origin than the rest of its append (a scheduler's misses,
+    # each caused by the event that opened its window): they replace the context's
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
 
     @property
     def event_type(self) -> str:
@@ -105,9 +109,20 @@ class PendingEvent:
         return self.payload.schema_version
 
 
+_COMMANDS = uuid5(NAMESPACE_URL, "grid-epi:command")
+
+
+def command_causation(command_id: str) -> UUID:
+    """A command's id as the cause of its events: derived from its command id, so every run
+    of one command (a retry, a replica) names the same cause."""
+    return uuid5(_COMMANDS, command_id)
+
+
 @dataclass(frozen=True)
 class CommandContext:
-    """Who asked, why, and which request this belongs to."""
+    """Who asked, why, and which request this belongs to: every event appended with it gets
+    `correlation_id` (the request that started the work, carried through reactions) and
+    `causation_id` (the command or event that directly caused it)."""
 
     actor: str | None = None
     command_id: str | None = None
@@ -115,6 +130,18 @@ class CommandContext:
     causation_id: UUID | None = None
     # the request's Idempotency-Key (its `command_id` above), checked and stored by `execute`
     idempotency: RequestKey | None = None
+
+    def unkeyed(self) -> CommandContext:
+        """The same request without its command id, for work idempotent by its items' ids
+        (batches, uploads): the origin and cause stay."""
+        return replace(self, command_id=None, idempotency=None)
+
+    @classmethod
+    def internal(cls, actor: str, command_id: str) -> CommandContext:
+        """A command no request started (shipped data, the scheduler's own findings): its
+        command id is its origin and its cause."""
+        cause = command_causation(command_id)
+        return cls(actor=actor, command_id=command_id, correlation_id=cause, causation_id=cause)
 
 
 def row_to_envelope(row: asyncpg.Record) -> Envelope:
@@ -197,11 +224,13 @@ WITH tx AS MATERIALIZED (
     INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version,
         occurred_at, node_id, actor, correlation_id, causation_id, command_id, command_seq, data)
     SELECT u.event_id, u.stream_id, u.stream_type, u.version, u.type, u.schema_version,
-        u.occurred_at, u.node_id, $10, $11, $12, $13, u.seq, u.data::jsonb
+        u.occurred_at, u.node_id, $10, COALESCE(u.correlation_id, $11),
+        COALESCE(u.causation_id, $12), $13, u.seq, u.data::jsonb
     FROM tx, unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[],
-                    $7::timestamptz[], $8::text[], $9::text[])
+                    $7::timestamptz[], $8::text[], $9::text[], $14::uuid[], $15::uuid[])
              WITH ORDINALITY AS u(event_id, stream_id, stream_type, version, type,
-                                  schema_version, occurred_at, node_id, data, seq)
+                                  schema_version, occurred_at, node_id, data, correlation_id,
+                                  causation_id, seq)
     WHERE tx.first_write AND tx.mixed IS NULL
     ORDER BY u.seq
     RETURNING 1
@@ -281,6 +310,9 @@ async def append(
     types = [e.event_type for e in events]
     schema_versions = [e.schema_version or e.payload_schema_version for e in events]
     texts, data = _payloads(events)
+    # NULL arrays (nothing overridden) unnest as NULLs
+    correlations = _overrides([e.correlation_id for e in events])
+    causations = _overrides([e.causation_id for e in events])
     try:
         row = await conn.fetchrow(
             APPEND,
@@ -297,6 +329,8 @@ async def append(
             ctx.correlation_id,
             ctx.causation_id,
             ctx.command_id,
+            correlations,
+            causations,
         )
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "events_command_key" and ctx.command_id:
@@ -323,8 +357,8 @@ async def append(
                 "recorded_at": recorded_at,
                 "node_id": e.node_id,
                 "actor": ctx.actor,
-                "correlation_id": ctx.correlation_id,
-                "causation_id": ctx.causation_id,
+                "correlation_id": e.correlation_id or ctx.correlation_id,
+                "causation_id": e.causation_id or ctx.causation_id,
                 "data": d,
             }
         )
@@ -332,6 +366,10 @@ async def append(
             events, ids, types, schema_versions, data, strict=True
         )
     ]
+
+
+def _overrides(values: list[UUID | None]) -> list[UUID | None] | None:
+    return values if any(v is not None for v in values) else None
 
 
 def _stream_of(exc: asyncpg.UniqueViolationError, streams: list[str]) -> str:

@@ -24,7 +24,12 @@ from shared.envelope import Envelope, utc_now
 from shared.errors import DomainError, Refusal
 from shared.eventstore import CommandContext
 
-PERSON: Aggregate[Person | None] = Aggregate(domain.PERSON_STREAM, None, domain.evolve_person)
+PERSON: Aggregate[Person | None] = Aggregate(
+    domain.PERSON_STREAM,
+    None,
+    domain.evolve_person,
+    place=lambda person: person.household_id if person is not None else None,
+)
 VEHICLE: Aggregate[bool] = Aggregate(domain.VEHICLE_STREAM, False, lambda s, e, v: True)
 
 PersonDecision = Callable[[Person | None], list[EventPayload]]
