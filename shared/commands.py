@@ -9,6 +9,8 @@
 * `expected_version` (from `If-Match`) that is not the current version raises
   `PreconditionFailed` (HTTP 412); a concurrent append raises `ConcurrencyError` (HTTP 409).
 * `project` runs after the append in the same transaction, for the service's own tables.
+* Each event's `node_id` is the one given, else the aggregate's place once the event has
+  happened (`Aggregate.place`: a person's household, also after a move).
 
 The stream and any earlier result of the command id are read in one query before the
 transaction (under READ COMMITTED each statement sees its own snapshot anyway, and the append's
@@ -54,6 +56,18 @@ class Aggregate(Generic[S]):
     stream_type: str
     initial: S
     evolve: Callable[[S, EventPayload, int], S]
+    # where the aggregate is, for the envelope's `node_id` of events a command gives no place
+    place: Callable[[S], str | None] | None = None
+
+    def places(self, state: S, version: int, events: Sequence[EventPayload]) -> list[str | None]:
+        """The aggregate's place after each of `events`, decided on `state` at `version`."""
+        if self.place is None:
+            return [None] * len(events)
+        out: list[str | None] = []
+        for v, event in enumerate(events, start=version + 1):
+            state = self.evolve(state, event, v)
+            out.append(self.place(state))
+        return out
 
     def fold(self, history: Sequence[Envelope], state: S | None = None) -> S:
         current = self.initial if state is None else state
@@ -96,9 +110,15 @@ async def execute(
         state = aggregate.fold(history)
 
         def pending(decision: Callable[[S], list[EventPayload]]) -> list[PendingEvent]:
+            events = decision(state)
+            nodes = (
+                [node_id] * len(events)
+                if node_id is not None
+                else aggregate.places(state, version, events)
+            )
             return [
-                PendingEvent(stream_id, aggregate.stream_type, version + i, p, occurred_at, node_id)
-                for i, p in enumerate(decision(state), start=1)
+                PendingEvent(stream_id, aggregate.stream_type, version + i, p, occurred_at, node)
+                for i, (p, node) in enumerate(zip(events, nodes, strict=True), start=1)
             ]
 
         try:

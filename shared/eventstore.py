@@ -4,16 +4,21 @@ The append must be the first write of its transaction: the transaction id it sta
 rows is assigned at the first write, and the relay orders by that id (DESIGN.md §3, trap 2).
 `append` checks this and refuses otherwise. Called outside a transaction, the append is one
 statement in a transaction of its own: one round trip, committed when it returns.
+
+A stream holds one aggregate: every event of a stream has the same `stream_type` (and every
+stream id names its type, `<stream_type>:<id>`, so two aggregates never share one). `append`
+refuses an event whose stream already holds another type, in the same statement: the event
+before it in the stream (`version - 1`) must be of its type, so by induction the whole stream is.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import asyncpg
 import orjson
@@ -53,6 +58,24 @@ class NotFirstWrite(RuntimeError):
     """The transaction wrote before appending; its events could be relayed out of order."""
 
 
+class MixedStream(RuntimeError):
+    """An event would put a second aggregate type in a stream (a stream id that does not
+    name its type, or a command on the wrong aggregate)."""
+
+    def __init__(self, stream_id: str, detail: str) -> None:
+        super().__init__(f"stream {stream_id} {detail}")
+        self.stream_id = stream_id
+
+
+def mixed_stream(events: Sequence[PendingEvent]) -> str | None:
+    """The first stream that these events, among themselves, give two types; None if none."""
+    seen: dict[str, str] = {}
+    for e in events:
+        if seen.setdefault(e.stream_id, e.stream_type) != e.stream_type:
+            return e.stream_id
+    return None
+
+
 @dataclass(frozen=True)
 class PendingEvent:
     """An event decided but not yet stored."""
@@ -68,6 +91,10 @@ class PendingEvent:
     schema_version: int | None = None
     data: dict[str, Any] | None = None
     event_id: UUID | None = None
+    # when this event has another origin than the rest of its append (a scheduler's misses,
+    # each caused by the event that opened its window): they replace the context's
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
 
     @property
     def event_type(self) -> str:
@@ -82,9 +109,20 @@ class PendingEvent:
         return self.payload.schema_version
 
 
+_COMMANDS = uuid5(NAMESPACE_URL, "grid-epi:command")
+
+
+def command_causation(command_id: str) -> UUID:
+    """A command's id as the cause of its events: derived from its command id, so every run
+    of one command (a retry, a replica) names the same cause."""
+    return uuid5(_COMMANDS, command_id)
+
+
 @dataclass(frozen=True)
 class CommandContext:
-    """Who asked, why, and which request this belongs to."""
+    """Who asked, why, and which request this belongs to: every event appended with it gets
+    `correlation_id` (the request that started the work, carried through reactions) and
+    `causation_id` (the command or event that directly caused it)."""
 
     actor: str | None = None
     command_id: str | None = None
@@ -92,6 +130,18 @@ class CommandContext:
     causation_id: UUID | None = None
     # the request's Idempotency-Key (its `command_id` above), checked and stored by `execute`
     idempotency: RequestKey | None = None
+
+    def unkeyed(self) -> CommandContext:
+        """The same request without its command id, for work idempotent by its items' ids
+        (batches, uploads): the origin and cause stay."""
+        return replace(self, command_id=None, idempotency=None)
+
+    @classmethod
+    def internal(cls, actor: str, command_id: str) -> CommandContext:
+        """A command no request started (shipped data, the scheduler's own findings): its
+        command id is its origin and its cause."""
+        cause = command_causation(command_id)
+        return cls(actor=actor, command_id=command_id, correlation_id=cause, causation_id=cause)
 
 
 def row_to_envelope(row: asyncpg.Record) -> Envelope:
@@ -161,23 +211,31 @@ async def command_result(conn: Any, command_id: str) -> list[Envelope]:
 # value the rows get as `recorded_at`. Payloads travel as text and are cast on the server
 # (cheaper than asyncpg's per-element jsonb array codec), and nothing is returned but one row:
 # the envelopes are built from what was sent (returning the rows took half the append time).
+# `mixed` is the first stream whose stored event before a new one is of another type (one
+# index probe per event, on the `(stream_id, version)` key the insert probes anyway).
 APPEND = """
 WITH tx AS MATERIALIZED (
-    SELECT pg_current_xact_id_if_assigned() IS NULL AS first_write, now() AS recorded_at
+    SELECT pg_current_xact_id_if_assigned() IS NULL AS first_write, now() AS recorded_at,
+        (SELECT min(e.stream_id) FROM unnest($2::text[], $3::text[], $4::int[])
+                AS n(stream_id, stream_type, version)
+            JOIN events e ON e.stream_id = n.stream_id AND e.version = n.version - 1
+            WHERE n.version > 1 AND e.stream_type <> n.stream_type) AS mixed
 ), added AS (
     INSERT INTO events (event_id, stream_id, stream_type, version, type, schema_version,
         occurred_at, node_id, actor, correlation_id, causation_id, command_id, command_seq, data)
     SELECT u.event_id, u.stream_id, u.stream_type, u.version, u.type, u.schema_version,
-        u.occurred_at, u.node_id, $10, $11, $12, $13, u.seq, u.data::jsonb
+        u.occurred_at, u.node_id, $10, COALESCE(u.correlation_id, $11),
+        COALESCE(u.causation_id, $12), $13, u.seq, u.data::jsonb
     FROM tx, unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[],
-                    $7::timestamptz[], $8::text[], $9::text[])
+                    $7::timestamptz[], $8::text[], $9::text[], $14::uuid[], $15::uuid[])
              WITH ORDINALITY AS u(event_id, stream_id, stream_type, version, type,
-                                  schema_version, occurred_at, node_id, data, seq)
-    WHERE tx.first_write
+                                  schema_version, occurred_at, node_id, data, correlation_id,
+                                  causation_id, seq)
+    WHERE tx.first_write AND tx.mixed IS NULL
     ORDER BY u.seq
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM added) AS added, tx.recorded_at FROM tx
+SELECT (SELECT count(*) FROM added) AS added, tx.recorded_at, tx.mixed FROM tx
 """
 
 
@@ -240,15 +298,21 @@ async def append(
     transaction, in one of their own (one statement, committed on return).
 
     Raises ConcurrencyError when a (stream_id, version) is taken, DuplicateCommand when the
-    command id was applied before, NotFirstWrite when the transaction wrote before.
+    command id was applied before, NotFirstWrite when the transaction wrote before, MixedStream
+    when an event's stream holds another type.
     """
     if not events:
         return []
+    if (mixed := mixed_stream(events)) is not None:
+        raise MixedStream(mixed, "is given two stream types in one append")
     ids = [e.event_id or fresh for e, fresh in zip(events, new_event_ids(len(events)), strict=True)]
     streams = [e.stream_id for e in events]
     types = [e.event_type for e in events]
     schema_versions = [e.schema_version or e.payload_schema_version for e in events]
     texts, data = _payloads(events)
+    # NULL arrays (nothing overridden) unnest as NULLs
+    correlations = _overrides([e.correlation_id for e in events])
+    causations = _overrides([e.causation_id for e in events])
     try:
         row = await conn.fetchrow(
             APPEND,
@@ -265,6 +329,8 @@ async def append(
             ctx.correlation_id,
             ctx.causation_id,
             ctx.command_id,
+            correlations,
+            causations,
         )
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "events_command_key" and ctx.command_id:
@@ -272,6 +338,9 @@ async def append(
         if exc.constraint_name == "events_stream_version_key":
             raise ConcurrencyError(_stream_of(exc, streams)) from exc
         raise
+    if row["mixed"] is not None:
+        given = sorted({e.stream_type for e in events if e.stream_id == row["mixed"]})
+        raise MixedStream(row["mixed"], f"holds another type than {', '.join(given)}")
     if row["added"] != len(events):
         raise NotFirstWrite("append must be the first write of its transaction")
     recorded_at = row["recorded_at"]
@@ -288,8 +357,8 @@ async def append(
                 "recorded_at": recorded_at,
                 "node_id": e.node_id,
                 "actor": ctx.actor,
-                "correlation_id": ctx.correlation_id,
-                "causation_id": ctx.causation_id,
+                "correlation_id": e.correlation_id or ctx.correlation_id,
+                "causation_id": e.causation_id or ctx.causation_id,
                 "data": d,
             }
         )
@@ -297,6 +366,10 @@ async def append(
             events, ids, types, schema_versions, data, strict=True
         )
     ]
+
+
+def _overrides(values: list[UUID | None]) -> list[UUID | None] | None:
+    return values if any(v is not None for v in values) else None
 
 
 def _stream_of(exc: asyncpg.UniqueViolationError, streams: list[str]) -> str:

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 
 from fastapi import Request, Response
 from pydantic import BaseModel
 
 from shared.auth import Principal
-from shared.eventstore import CommandContext
+from shared.eventstore import CommandContext, command_causation
 from shared.idempotency import once, request_key
 from shared.logs import correlation_id
 from shared.problems import Problem
 
 
 def command_context(request: Request, principal: Principal) -> CommandContext:
-    """The caller, the request's `Idempotency-Key` (shared/idempotency.py) and correlation."""
+    """The caller, the request's `Idempotency-Key` (shared/idempotency.py), its correlation id
+    (shared/http.py) and the command's id as the cause of its events: derived from the command
+    id, so a retry names the same command; a request without a key is one command of its own."""
     key = request_key(request, principal.sub)
     cid = correlation_id.get()
     return CommandContext(
         actor=principal.sub,
         command_id=key.command_id if key else None,
-        correlation_id=uuid.UUID(cid) if cid else None,
+        correlation_id=uuid.UUID(cid) if cid else uuid.uuid4(),
+        causation_id=command_causation(key.command_id) if key else uuid.uuid4(),
         idempotency=key,
     )
 
@@ -65,8 +67,7 @@ async def answer_once(
     answer (shared/idempotency.py `once`). `answer` gets a context without a command id:
     the items' own ids are their idempotency."""
     ctx = command_context(request, principal)
-    unkeyed = replace(ctx, command_id=None, idempotency=None)
-    return await once(request.app.state.pool, ctx.idempotency, lambda: answer(unkeyed))
+    return await once(request.app.state.pool, ctx.idempotency, lambda: answer(ctx.unkeyed()))
 
 
 def json_answer(

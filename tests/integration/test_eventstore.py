@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 from uuid import uuid4
 
@@ -13,12 +14,32 @@ from shared.eventstore import (
     CommandContext,
     ConcurrencyError,
     DuplicateCommand,
+    MixedStream,
     NotFirstWrite,
     append,
     command_result,
     load_stream,
 )
 from tests.integration.helpers import append_next, raw_event
+
+
+async def test_a_stream_refuses_an_event_of_another_type(pool: Any) -> None:
+    """A vehicle appended after a node's events in the node's stream would make one stream
+    hold two aggregates."""
+    node = [replace(raw_event("n1", v), stream_type="node") for v in (1, 2)]
+    async with pool.acquire() as conn:
+        await append(conn, node)
+        with pytest.raises(MixedStream) as info:
+            await append(conn, [replace(raw_event("n1", 3), stream_type="vehicle")])
+        assert info.value.stream_id == "n1"
+        with pytest.raises(MixedStream):
+            await append(
+                conn,
+                [raw_event("other", 1), replace(raw_event("n1", 3), stream_type="vehicle")],
+            )
+        assert [e.stream_type for e in await load_stream(conn, "n1")] == ["node", "node"]
+        assert await conn.fetchval("SELECT count(*) FROM events") == 2
+        await append(conn, [replace(raw_event("n1", 3), stream_type="node")])
 
 
 async def test_appended_events_load_in_version_order(pool: Any) -> None:

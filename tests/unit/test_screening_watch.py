@@ -389,7 +389,9 @@ def test_a_miss_is_decided_once_and_never_after_a_reading() -> None:
     assert follow_ups_missed(state, SLOTS, ZONE, at(1, 0), at(1, 9)) == []  # not closed yet
     [miss] = follow_ups_missed(state, SLOTS, ZONE, at(1, 0), at(1, 10))
     assert miss == Miss(
-        at(1, 10), FollowUpMissed(subject_id=P, slot_day=date(2020, 2, 1), slot="08:00-10:00")
+        at(1, 10),
+        FollowUpMissed(subject_id=P, slot_day=date(2020, 2, 1), slot="08:00-10:00"),
+        opened_by=1,  # the order that opened the quarantine
     )
     assert follow_ups_missed(evolve(state, miss.event, 2), SLOTS, ZONE, at(1, 0), at(1, 10)) == []
     read = evolve(
@@ -562,3 +564,20 @@ def test_a_place_misses_windows_closed_undone_while_the_plan_is_in_force() -> No
     miss = place_care_missed(state, ZONE, at(1, 0), at(5, 0))[0].event
     assert isinstance(miss, CareTaskMissed) and miss.party_id == "property-co"
     assert miss.target_id == "stairs"
+
+
+def test_a_miss_names_the_event_that_opened_its_watch_or_plan() -> None:
+    """Given an observation (v1) turned into a quarantine (v2) and a place plan (v1), each
+    miss is caused by the event whose period or plan its window opened in."""
+    moved = QuarantineOrdered(**{**ORDERED.model_dump(), "starts_at": at(2, 7)})
+    state = given(OBSERVED, moved)
+    misses = follow_ups_missed(state, SLOTS, ZONE, at(1, 0), at(2, 23))
+    assert [(m.closed_at, m.opened_by) for m in misses] == [
+        (at(1, 10), 1),
+        (at(1, 18), 1),
+        (at(2, 10), 2),
+        (at(2, 18), 2),
+    ]
+    plans = {"home": {"call": parse_slots(["12:00-13:00"])}}
+    assert {m.opened_by for m in subject_care_missed(state, plans, ZONE, at(2, 0), at(3, 0))} == {2}
+    assert {m.opened_by for m in place_care_missed(place(PLAN), ZONE, at(1, 0), at(2, 0))} == {1}

@@ -490,7 +490,7 @@ async def record_crossings(
 ) -> list[ItemOutcome]:
     """Decide and store crossings, one short transaction per chunk; an outcome per item.
     Idempotent by the crossings' own ids (the command id is not used)."""
-    ctx = CommandContext(actor=ctx.actor, correlation_id=ctx.correlation_id)
+    ctx = ctx.unkeyed()
     results: list[ItemOutcome] = []
     async with pool.acquire() as conn:
         for start in range(0, len(items), chunk_size):

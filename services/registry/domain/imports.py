@@ -11,8 +11,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from services.registry.domain.people import Holder, Identity, registered
-from services.registry.domain.places import Parent, label_of
+from services.registry.domain.people import (
+    PERSON_STREAM,
+    Holder,
+    Identity,
+    person_stream,
+    registered,
+)
+from services.registry.domain.places import STREAM_TYPE, Parent, label_of, node_stream
 from shared.contracts import EventPayload
 from shared.contracts.registry import HouseholdRegistered, NodeCreated, Residency
 
@@ -98,7 +104,9 @@ def plan_chunk(
             continue
         for place in places:
             if not place.known:
-                out.streams.append((place.node_id, "node", _created(place, row.address)))
+                out.streams.append(
+                    (node_stream(place.node_id), STREAM_TYPE, _created(place, row.address))
+                )
                 children[(place.parent_id, place.kind, place.name)] = (place.node_id, place.path)
         out.results.append(_registered(row, household.node_id, holders, out))
     return out
@@ -174,7 +182,13 @@ def _registered(
 ) -> RowResult:
     i = row.identity
     pid = person_id(i.id_hmac)
-    out.streams.append((pid, "person", [registered(pid, household_id, row.residency, row.tags, i)]))
+    out.streams.append(
+        (
+            person_stream(pid),
+            PERSON_STREAM,
+            [registered(pid, household_id, row.residency, row.tags, i)],
+        )
+    )
     out.persons[pid] = i.id_hmac
     holders[i.id_hmac] = Holder(pid, household_id)
     return RowResult(row.row_number, "created", pid, household_id)

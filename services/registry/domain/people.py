@@ -32,6 +32,16 @@ from shared.errors import DomainError, Refusal
 
 PERSON_STREAM = "person"
 VEHICLE_STREAM = "vehicle"
+
+
+def person_stream(person_id: str) -> str:
+    return f"{PERSON_STREAM}:{person_id}"
+
+
+def vehicle_stream(vehicle_id: str) -> str:
+    return f"{VEHICLE_STREAM}:{vehicle_id}"
+
+
 VULNERABLE = ("特困", "低保", "残疾", "孤寡老人")
 PLATE = re.compile(
     r"^[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领]"

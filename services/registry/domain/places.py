@@ -17,6 +17,11 @@ STREAM_TYPE = "node"
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 
 
+def node_stream(node_id: str) -> str:
+    """A place's stream (households included: a household is a node)."""
+    return f"{STREAM_TYPE}:{node_id}"
+
+
 def label_of(node_id: str) -> str:
     """The ltree label of a node id (labels allow only [A-Za-z0-9_]; ids have no `_`)."""
     return node_id.replace("-", "_")

@@ -122,7 +122,7 @@ async def ensure_builtin_templates(pool: Any) -> None:
             TEMPLATE,
             domain.template_stream(cmd.template_id),
             decide=_define_once(cmd),
-            ctx=CommandContext(actor="system", command_id=f"builtin:{cmd.template_id}"),
+            ctx=CommandContext.internal("system", f"builtin:{cmd.template_id}"),
             occurred_at=utc_now(),
             project=project_chains,
         )

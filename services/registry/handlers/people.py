@@ -13,7 +13,7 @@ import asyncpg
 from services.registry import pii_store
 from services.registry.domain import people as domain
 from services.registry.domain.people import Holder, Identity, Person, RegisterPerson
-from services.registry.domain.places import Node
+from services.registry.domain.places import Node, node_stream
 from services.registry.handlers.places import NODE, lock_tree, parent_of, project_nodes
 from services.registry.pii import PiiCipher
 from shared import identity
@@ -24,7 +24,12 @@ from shared.envelope import Envelope, utc_now
 from shared.errors import DomainError, Refusal
 from shared.eventstore import CommandContext
 
-PERSON: Aggregate[Person | None] = Aggregate(domain.PERSON_STREAM, None, domain.evolve_person)
+PERSON: Aggregate[Person | None] = Aggregate(
+    domain.PERSON_STREAM,
+    None,
+    domain.evolve_person,
+    place=lambda person: person.household_id if person is not None else None,
+)
 VEHICLE: Aggregate[bool] = Aggregate(domain.VEHICLE_STREAM, False, lambda s, e, v: True)
 
 PersonDecision = Callable[[Person | None], list[EventPayload]]
@@ -111,7 +116,7 @@ async def register_household(
     return await execute(
         pool,
         NODE,
-        household_id,
+        node_stream(household_id),
         prepare=prepare,
         ctx=ctx,
         occurred_at=utc_now(),
@@ -196,7 +201,7 @@ async def register_person(
             await execute(
                 pool,
                 PERSON,
-                person_id,
+                domain.person_stream(person_id),
                 prepare=prepare,
                 ctx=ctx,
                 occurred_at=utc_now(),
@@ -232,7 +237,7 @@ async def change_person(
     return await execute(
         pool,
         PERSON,
-        person_id,
+        domain.person_stream(person_id),
         decide=decide,
         prepare=prepare,
         ctx=ctx,
@@ -371,7 +376,7 @@ async def register_vehicle(
         return await execute(
             pool,
             VEHICLE,
-            vehicle_id,
+            domain.vehicle_stream(vehicle_id),
             prepare=prepare,
             ctx=ctx,
             occurred_at=utc_now(),

@@ -62,7 +62,7 @@ async def create_node(
     return await execute(
         pool,
         NODE,
-        node_id,
+        domain.node_stream(node_id),
         prepare=prepare,
         ctx=ctx,
         occurred_at=utc_now(),
@@ -77,7 +77,7 @@ async def rename_node(
     return await execute(
         pool,
         NODE,
-        node_id,
+        domain.node_stream(node_id),
         decide=lambda s: domain.decide_rename(s, RenameNode(name)),
         ctx=ctx,
         occurred_at=utc_now(),
@@ -99,7 +99,7 @@ async def move_node(
     return await execute(
         pool,
         NODE,
-        node_id,
+        domain.node_stream(node_id),
         prepare=prepare,
         ctx=ctx,
         occurred_at=utc_now(),
@@ -124,7 +124,7 @@ async def retire_node(
     return await execute(
         pool,
         NODE,
-        node_id,
+        domain.node_stream(node_id),
         prepare=prepare,
         ctx=ctx,
         occurred_at=utc_now(),

@@ -197,6 +197,7 @@ def subject_care_missed(
                 slot=ref.label,
                 party_id=state.carer_party_id,
             ),
+            state.opened_by_at(ref.opens_at(zone)),
         )
         for task, ref in subject_care_due(state, plans, zone, after, until)
     ]
@@ -212,6 +213,7 @@ class PlacePlan:
     since: datetime
     party_id: str | None
     until: datetime | None = None
+    opened_by: int = 0  # the version of the event that planned it
 
     def in_force(self, opens: datetime, closes: datetime) -> bool:
         return self.since <= opens and (self.until is None or closes <= self.until)
@@ -325,6 +327,7 @@ def place_care_missed(
                     slot=ref.label,
                     party_id=plan.party_id if plan else None,
                 ),
+                plan.opened_by if plan else 0,
             )
         )
     return misses
@@ -344,6 +347,7 @@ def evolve_place(state: PlaceCare, event: EventPayload, version: int) -> PlaceCa
                 slot_math.parse_slots(event.slots),
                 event.effective_from,
                 event.party_id,
+                opened_by=version,
             )
             return replace(
                 state,

@@ -75,6 +75,7 @@ class Segment:
     kind: WatchKind
     start: datetime
     end: datetime | None = None
+    opened_by: int = 0  # the version of the event that began it
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,13 @@ class Watch:
             if s.start <= at and (s.end is None or at <= s.end):
                 return s.kind
         return None
+
+    def opened_by_at(self, at: datetime) -> int:
+        """The version of the event that began the segment in force at a time (0: none)."""
+        for s in reversed(self.segments):
+            if s.start <= at and (s.end is None or at <= s.end):
+                return s.opened_by
+        return 0
 
     def watched_at(self, at: datetime) -> bool:
         return any(p.contains(at) for p in self.periods)
@@ -437,10 +445,12 @@ def follow_ups_due(
 
 @dataclass(frozen=True)
 class Miss:
-    """A window that closed undone: the event saying so, dated when the window closed."""
+    """A window that closed undone: the event saying so, dated when the window closed, and
+    the version of the event that opened the window's watch or plan (what caused the miss)."""
 
     closed_at: datetime
     event: EventPayload
+    opened_by: int = 0
 
 
 def follow_ups_missed(
@@ -452,6 +462,7 @@ def follow_ups_missed(
         Miss(
             ref.closes_at(zone),
             FollowUpMissed(subject_id=state.subject_id, slot_day=ref.day, slot=ref.label),
+            state.opened_by_at(ref.opens_at(zone)),
         )
         for ref in follow_ups_due(state, slots, zone, after, until)
     ]
@@ -487,7 +498,10 @@ def evolve(state: Watch, event: EventPayload, version: int) -> Watch:
                 place=None,
                 planned_end=event.planned_end,
                 carer_party_id=event.carer_party_id,
-                segments=(*state.segments, Segment("observation", event.starts_at)),
+                segments=(
+                    *state.segments,
+                    Segment("observation", event.starts_at, opened_by=version),
+                ),
                 version=version,
             )
         case QuarantineOrdered():
@@ -503,7 +517,7 @@ def evolve(state: Watch, event: EventPayload, version: int) -> Watch:
                 carer_party_id=event.carer_party_id,
                 segments=(
                     *_closed(state.segments, event.starts_at),
-                    Segment(event.type, event.starts_at),
+                    Segment(event.type, event.starts_at, opened_by=version),
                 ),
                 orders={**state.orders, event.quarantine_id: event.type},
                 version=version,
@@ -525,7 +539,10 @@ def evolve(state: Watch, event: EventPayload, version: int) -> Watch:
                 state,
                 quarantine_type="centralized",
                 place=event.destination,
-                segments=(*segments, Segment("centralized", event.transferred_at)),
+                segments=(
+                    *segments,
+                    Segment("centralized", event.transferred_at, opened_by=version),
+                ),
                 version=version,
             )
         case TemperatureRecorded():

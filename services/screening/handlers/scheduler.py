@@ -22,6 +22,10 @@ event is read once per scan), so a watch back-dated to the fact horizon costs a 
 statements per pass and its backlog is settled a bounded number at a time: one watch far
 behind cannot delay another watch's misses, which are written in the first pass.
 
+A miss is caused by the event that opened its window's watch segment or place plan: its
+`causation_id` is that event's id and its `correlation_id` that event's, so a missed
+follow-up traces back to the request that ordered the quarantine.
+
 The mark only bounds work, it is not what makes a miss unique; a scheduler that was down
 resumes from the marks and catches up on every window that ended meanwhile. A command that
 moves a start back (a back-dated observation) lowers the mark and bumps its `epoch`, so a
@@ -32,11 +36,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Gauge
@@ -93,11 +98,23 @@ class _Fold:
     aggregate: Aggregate[Any]
     state: Any
     version: int
+    # (event_id, correlation_id) by version: what a miss names as its cause and origin
+    origins: Mapping[int, tuple[UUID, UUID | None]] = field(default_factory=dict)
 
     def on(self, events: Sequence[Envelope]) -> _Fold:
         if not events:
             return self
-        return _Fold(self.aggregate, self.aggregate.fold(events, self.state), events[-1].version)
+        origins = {**self.origins, **{e.version: (e.event_id, e.correlation_id) for e in events}}
+        return _Fold(
+            self.aggregate, self.aggregate.fold(events, self.state), events[-1].version, origins
+        )
+
+    def caused(self, miss: Miss, pending: PendingEvent) -> PendingEvent:
+        """The miss's event caused by the event that opened its window, with its origin."""
+        if miss.opened_by not in self.origins:
+            return pending
+        cause, origin = self.origins[miss.opened_by]
+        return replace(pending, causation_id=cause, correlation_id=origin)
 
 
 async def scan(pool: Any, settings: ScreeningSettings, now: datetime) -> int:
@@ -169,17 +186,20 @@ async def _settle(
                 return 0
             node = await _node(conn, stream_id, fold.state)
             pending = [
-                PendingEvent(
-                    stream_id,
-                    fold.aggregate.stream_type,
-                    fold.version + i,
-                    m.event,
-                    m.closed_at,
-                    node,
+                fold.caused(
+                    m,
+                    PendingEvent(
+                        stream_id,
+                        fold.aggregate.stream_type,
+                        fold.version + i,
+                        m.event,
+                        m.closed_at,
+                        node,
+                    ),
                 )
                 for i, m in enumerate(misses, start=1)
             ]
-            ctx = CommandContext(actor=ACTOR, command_id=f"missed:{stream_id}@{fold.version}")
+            ctx = CommandContext.internal(ACTOR, f"missed:{stream_id}@{fold.version}")
             try:
                 async with conn.transaction():
                     stored = await append(conn, pending, ctx)

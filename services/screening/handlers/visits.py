@@ -418,7 +418,7 @@ async def record_visit_batch(
     """Record an offline upload, one short transaction per chunk; a result per item, in
     the upload's order. The batch is idempotent by the items' own ids (the command id is not
     used: a retried upload finds its visits and answers `unchanged`)."""
-    ctx = CommandContext(actor=ctx.actor, correlation_id=ctx.correlation_id)
+    ctx = ctx.unkeyed()
     results: list[ItemOutcome] = [
         ItemOutcome(i.index, i.id, "error", None, i.code, i.refusal, i.field, i.reason)
         for i in items
