@@ -41,8 +41,16 @@ class Services:
 
         return cls(client(registry), client(screening), client(checkpoint), client(reporting))
 
+    def by_name(self) -> dict[str, httpx.AsyncClient]:
+        return {
+            "registry": self.registry,
+            "screening": self.screening,
+            "checkpoint": self.checkpoint,
+            "reporting": self.reporting,
+        }
+
     async def aclose(self) -> None:
-        for c in (self.registry, self.screening, self.checkpoint, self.reporting):
+        for c in self.by_name().values():
             await c.aclose()
 
 

@@ -36,7 +36,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from shared.http import Part, background
 from shared.kafka import Cluster, kafka_admin, kafka_consumer
@@ -137,6 +137,14 @@ class ConsumerLag(BaseModel):
     )
     partitions: list[PartitionLag]
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="every record on its topics when measured is applied: lag known and 0, "
+        "no open dead letter (a parked record is not applied)"
+    )
+    @property
+    def caught_up(self) -> bool:
+        return self.status is LagStatus.OK and self.lag == 0 and self.dead_letters == 0
+
 
 class LagReport(BaseModel):
     service: str
@@ -148,6 +156,15 @@ class LagReport(BaseModel):
     held_streams: int = Field(description="held streams, all consumers")
     kafka_error: str | None = Field(None, description="why Kafka could not be asked")
     consumers: list[ConsumerLag]
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="when measured, everything this service recorded was on Kafka (relay "
+        "backlog 0) and every consumer had applied what was on its topics (`caught_up`)"
+    )
+    @property
+    def caught_up(self) -> bool:
+        published = self.relay is None or self.relay.backlog == 0
+        return published and all(c.caught_up for c in self.consumers)
 
 
 # -- Kafka -----------------------------------------------------------------------------------

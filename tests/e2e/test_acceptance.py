@@ -6,7 +6,8 @@ figures of every party of both chains (a place, a household or a person each).
 
 The expectation (`scenario.truth`) is computed from what the scenario sent and what the
 services answered (each gate's decision, the key persons screening flagged, the follow-ups it
-saw done and missed), never from reporting.
+saw done and missed), never from reporting. It waits only as an outside client can: on every
+service's `GET /v1/lag` (scenario/caught_up.py), never on another service's tables.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from scenario.truth import OPEN_ENDED_TODAY, Truth, reckon
 from scenario.truth_chains import expected_blind_spots, expected_party_summary
 from scenario.truth_reports import expected_completeness
 from scenario.world import World, build_world
-from shared.testing import Infra, eventually
+from shared.testing import Infra
 from tests.e2e.conftest import Stack, start_stack
 
 SEED = 2020
@@ -40,32 +41,6 @@ async def district(infra: Infra) -> AsyncIterator[Stack]:
     names = ["registry", "screening", "checkpoint", "reporting"]
     async for s in start_stack(infra, names, screening={"scheduler_interval": 0.3}):
         yield s
-
-
-def gates_have_seen(stack: Stack, world: World) -> Any:
-    """Checkpoint decides from its views: wait until they hold every person, vehicle and
-    watch the scenario registered, so the gates' decisions (breaches, residents) are the
-    ones the scenario was written to show."""
-    persons = len(world.district.persons)
-    vehicles = sum(1 for h in world.district.households if h.plate)
-    watches = len(world.plan.watches)
-
-    async def ready() -> bool:
-        pool = stack.apps["checkpoint"].state.pool
-        counts = await pool.fetchrow(
-            "SELECT (SELECT count(*) FROM persons) AS persons,"
-            " (SELECT count(*) FROM vehicles) AS vehicles,"
-            " (SELECT count(*) FROM watch_periods) AS watches,"
-            " (SELECT count(*) FROM risk_areas) AS areas"
-        )
-        return bool(
-            counts["persons"] >= persons
-            and counts["vehicles"] >= vehicles
-            and counts["watches"] >= watches
-            and counts["areas"] >= 1
-        )
-
-    return ready
 
 
 def comparable(answer: dict[str, Any], day: date, today: date) -> dict[str, Any]:
@@ -170,8 +145,8 @@ async def test_reporting_shows_what_the_district_scenario_did(district: Stack) -
     calendar = calendar_ending_yesterday(SMALL.days, s.settings.zone, datetime.now(UTC))
     world = build_world(SEED, SMALL, calendar)
     services = Services(s.registry, s.screening, s.checkpoint, s.reporting)
-    ready = gates_have_seen(s, world)
-    seen = await drive(world, services, tokens=Tokens(s.settings), views_ready=ready, observe=True)
+    # drive waits on every service's GET /v1/lag before the crossings and at the end
+    seen = await drive(world, services, tokens=Tokens(s.settings), observe=True)
 
     # the scenario shows what it was written to show
     decisions = Counter(answer["decision"] for answer in seen.crossings.values())
@@ -183,34 +158,23 @@ async def test_reporting_shows_what_the_district_scenario_did(district: Stack) -
     assert {"returnee_risk_area", "close_contact", "fever", "checkpoint_referral"} <= set(reasons)
     assert seen.released_on and seen.extended_on and seen.care
 
+    # every service said caught up with nothing moving (drive's last step): reporting shows
+    # everything now, without waiting for it
     truth = reckon(world, seen)
-    last: list[str] = []
-
-    async def agree() -> bool:
-        last[:] = (
-            await mismatches(s, world, truth)
-            + await blind_spot_mismatches(s, world, seen)
-            + await completeness_mismatches(s, world)
-        )
-        return not last
-
-    try:
-        await eventually(agree, timeout=45, interval=0.5)
-    except AssertionError:
-        pytest.fail("reporting differs from the scenario's truth:\n" + "\n".join(last[:20]))
-
+    found = (
+        await mismatches(s, world, truth)
+        + await blind_spot_mismatches(s, world, seen)
+        + await completeness_mismatches(s, world)
+    )
+    if found:
+        pytest.fail("reporting differs from the scenario's truth:\n" + "\n".join(found[:20]))
     # every party of both chains (their assignments reach reporting by their own consumer)
-    async def parties_agree() -> bool:
-        last[:] = await party_mismatches(s, world, seen, truth)
-        return not last
-
-    try:
-        await eventually(parties_agree, timeout=20, interval=0.5)
-    except AssertionError:
-        pytest.fail("party figures differ from the scenario's truth:\n" + "\n".join(last[:20]))
+    found = await party_mismatches(s, world, seen, truth)
+    if found:
+        pytest.fail("party figures differ from the scenario's truth:\n" + "\n".join(found[:20]))
 
     # a second load writes nothing: every id is fixed, every command idempotent
-    again = await drive(world, services, tokens=Tokens(s.settings), views_ready=ready)
+    again = await drive(world, services, tokens=Tokens(s.settings))
     assert (again.created, again.unchanged) == (0, seen.created)
     assert {i: a["decision"] for i, a in again.crossings.items()} == {
         i: a["decision"] for i, a in seen.crossings.items()
