@@ -115,7 +115,7 @@ GRANTS: Mapping[str, Grant] = {
     # reporting
     "figures.read": _everyone("counts per place, trends, vaccination and chain figures"),
     # every service
-    "ops.observe": _grant("relay backlog and consumer lag", ADMIN, AUDITOR, root=True),
+    "ops.observe": _grant("relay backlog and consumer lag", ADMIN, AUDITOR, INTEGRATOR, root=True),
     "ops.operate": _grant("dead letters and read-model rebuilds", ADMIN, root=True),
 }
 
