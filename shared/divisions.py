@@ -47,7 +47,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 TABLE = Path(__file__).with_name("data") / "gbt2260.csv"
 DIVISION_CODE = re.compile(r"^[0-9]{2,12}$")
@@ -280,3 +280,17 @@ def locate(code: str | None, name: str | None) -> Place | None:
 
 def full_name(division: Division) -> str:
     return table().full_name(division)
+
+
+def answer(place: Place) -> dict[str, Any]:
+    """A place as the APIs answer it: its status, the division (six-digit code and full name)
+    it was taken to be, and for an ambiguous name the divisions it could be."""
+
+    def named(d: Division) -> dict[str, str]:
+        return {"region_code": d.code, "name": full_name(d)}
+
+    return {
+        "status": place.status,
+        "division": named(place.division) if place.division is not None else None,
+        "candidates": [named(d) for d in place.candidates],
+    }

@@ -10,7 +10,7 @@ with masked values only. Clear PII never appears here.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,17 @@ VisitStep = Literal[
     "verified",
 ]
 KeyReason = Literal[
+    "returnee_risk_area",
+    "close_contact",
+    "fever",
+    "symptoms",
+    "positive_test",
+    "checkpoint_referral",
+    "unresolved_travel",
+    "other",
+]
+# as first published, before `unresolved_travel`: the reasons of KeyPersonFlagged v1
+KeyReasonV1 = Literal[
     "returnee_risk_area",
     "close_contact",
     "fever",
@@ -156,9 +167,12 @@ class PersonInquired(EventPayload):
 
 
 class KeyPersonFlagged(EventPayload):
-    """Someone became (or stays) a key person for these reasons; repeated flags add reasons."""
+    """Someone became (or stays) a key person for these reasons; repeated flags add reasons.
+    `unresolved_travel`: a travel stop or a gate's origin could not be placed in one
+    administrative division, so whether it lay in a risk area needs review."""
 
     event_type = "KeyPersonFlagged"
+    schema_version = 2
 
     subject_id: str
     node_id: str | None = Field(None, description="the household or place the person is at")
@@ -168,6 +182,29 @@ class KeyPersonFlagged(EventPayload):
     id_hmac: str | None = None
     document_masked: str | None = None
     name_masked: str | None = None
+
+
+class KeyPersonFlaggedV1(EventPayload):
+    """Someone became (or stays) a key person for these reasons; repeated flags add reasons."""
+
+    # As first published, kept for the contract files and the upcaster; never produced.
+    model_config = ConfigDict(frozen=True, extra="ignore", title="KeyPersonFlagged")
+    event_type = "KeyPersonFlagged"
+    schema_version = 1
+
+    subject_id: str
+    node_id: str | None = Field(None, description="the household or place the person is at")
+    reasons: list[KeyReasonV1]
+    source: Literal["inquiry", "checkpoint", "temperature", "test", "manual"]
+    source_id: str | None = None
+    id_hmac: str | None = None
+    document_masked: str | None = None
+    name_masked: str | None = None
+
+
+def key_person_flagged_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 only adds a reason: every v1 payload is a v2 payload."""
+    return data
 
 
 class KeyPersonCleared(EventPayload):
@@ -399,4 +436,6 @@ CATALOG = Catalog(
         KeyPersonRulesChanged,
         PlaceCarePlanned,
     ],
+    upcasters={("KeyPersonFlagged", 1): key_person_flagged_v1_to_v2},
+    earlier=[KeyPersonFlaggedV1],
 )
