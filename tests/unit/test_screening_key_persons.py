@@ -34,6 +34,7 @@ from services.screening.domain.key_persons import (
     matched_reasons,
     reaction_to,
 )
+from services.screening.handlers.referrals import referral_reasons
 from shared.contracts import EventPayload
 from shared.contracts import screening as contract
 from shared.contracts.screening import (
@@ -622,3 +623,12 @@ def test_a_key_person_flag_of_the_first_schema_decodes_as_the_current_one() -> N
     assert contract.CATALOG.decode(
         envelope("KeyPersonFlagged", {**data, "reasons": ["unresolved_travel"]}, 2)
     ) == KeyPersonFlagged(subject_id="p1", reasons=["unresolved_travel"], source="inquiry")
+
+
+def test_a_gate_referral_for_an_unplaced_origin_flags_unresolved_travel() -> None:
+    assert referral_reasons(["unresolved_origin"]) == ["checkpoint_referral", "unresolved_travel"]
+    assert referral_reasons(["risk_area_origin", "fever"]) == [
+        "checkpoint_referral",
+        "fever",
+        "returnee_risk_area",
+    ]
