@@ -168,7 +168,7 @@ class Crossings:
         if case in ("resident_out", "resident_in") and resident:
             return self.person(resident, case.removeprefix("resident_"), at)
         if case == "stranger_in":
-            return self.person(stranger, "in", at, origin="邻县")
+            return self.person(stranger, "in", at, origin="四川省德阳市广汉市")
         if case in ("red_code", "no_code"):
             return self.person(
                 stranger, "in", at, health_code="red" if case == "red_code" else None

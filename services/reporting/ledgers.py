@@ -47,6 +47,7 @@ KEY_REASONS = {
     "symptoms": "有症状",
     "positive_test": "核酸阳性",
     "checkpoint_referral": "卡口移交",
+    "unresolved_travel": "行程地点待核实",
     "other": "其他",
 }
 SOURCES = {

@@ -37,6 +37,17 @@ KeyReason = Literal[
     "symptoms",
     "positive_test",
     "checkpoint_referral",
+    "unresolved_travel",
+    "other",
+]
+# as first published, before `unresolved_travel`: the reasons of KeyPersonFlagged v1
+KeyReasonV1 = Literal[
+    "returnee_risk_area",
+    "close_contact",
+    "fever",
+    "symptoms",
+    "positive_test",
+    "checkpoint_referral",
     "other",
 ]
 QuarantineType = Literal["home", "home_medical", "centralized"]
@@ -193,9 +204,12 @@ class PersonInquired(EventPayload):
 
 
 class KeyPersonFlagged(EventPayload):
-    """Someone became (or stays) a key person for these reasons; repeated flags add reasons."""
+    """Someone became (or stays) a key person for these reasons; repeated flags add reasons.
+    `unresolved_travel`: a travel stop or a gate's origin could not be placed in one
+    administrative division, so whether it lay in a risk area needs review."""
 
     event_type = "KeyPersonFlagged"
+    schema_version = 2
 
     subject_id: str
     node_id: str | None = Field(None, description="the household or place the person is at")
@@ -205,6 +219,29 @@ class KeyPersonFlagged(EventPayload):
     id_hmac: str | None = None
     document_masked: str | None = None
     name_masked: str | None = None
+
+
+class KeyPersonFlaggedV1(EventPayload):
+    """Someone became (or stays) a key person for these reasons; repeated flags add reasons."""
+
+    # As first published, kept for the contract files and the upcaster; never produced.
+    model_config = ConfigDict(frozen=True, extra="ignore", title="KeyPersonFlagged")
+    event_type = "KeyPersonFlagged"
+    schema_version = 1
+
+    subject_id: str
+    node_id: str | None = Field(None, description="the household or place the person is at")
+    reasons: list[KeyReasonV1]
+    source: Literal["inquiry", "checkpoint", "temperature", "test", "manual"]
+    source_id: str | None = None
+    id_hmac: str | None = None
+    document_masked: str | None = None
+    name_masked: str | None = None
+
+
+def key_person_flagged_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 only adds a reason: every v1 payload is a v2 payload."""
+    return data
 
 
 class KeyPersonCleared(EventPayload):
@@ -436,6 +473,9 @@ CATALOG = Catalog(
         KeyPersonRulesChanged,
         PlaceCarePlanned,
     ],
-    upcasters={("HouseholdVisited", 1): household_visited_v1_to_v2},
-    earlier=[HouseholdVisitedV1],
+    upcasters={
+        ("HouseholdVisited", 1): household_visited_v1_to_v2,
+        ("KeyPersonFlagged", 1): key_person_flagged_v1_to_v2,
+    },
+    earlier=[HouseholdVisitedV1, KeyPersonFlaggedV1],
 )

@@ -313,6 +313,37 @@ async def test_a_quarantined_person_going_out_is_denied_and_the_breach_recorded(
     assert home.json()["decision"] == "admit" and home.json()["breaches"] == []
 
 
+async def test_an_origin_named_in_part_matches_its_risk_area_and_an_unplaced_one_is_referred(
+    gate: Gate,
+) -> None:
+    declared = await gate.stack.screening.post(
+        "/v1/risk-areas",
+        headers=gate.admin(),
+        json={
+            "id": "wuhan",
+            "name": "湖北省武汉市",
+            "region_codes": ["420100"],
+            "valid_from": (gate.now - timedelta(days=30)).date().isoformat(),
+        },
+    )
+    assert declared.status_code == 201, declared.text
+    await _seen(gate.pools["checkpoint"], "SELECT true FROM risk_areas WHERE id = 'wuhan'")
+    await _seen(gate.pools["screening"], "SELECT true FROM persons WHERE id = 'p1'")
+    wuhan = await gate.cross(origin="武汉")
+    assert wuhan.status_code == 201, wuhan.text
+    assert (wuhan.json()["decision"], wuhan.json()["reasons"]) == ("refer", ["risk_area_origin"])
+    elsewhere = await gate.cross(origin="四川省成都市")
+    assert (elsewhere.json()["decision"], elsewhere.json()["reasons"]) == ("admit", [])
+    gulou = await gate.cross(origin="鼓楼区")
+    assert (gulou.json()["decision"], gulou.json()["reasons"]) == ("refer", ["unresolved_origin"])
+
+    async def flagged_for_review() -> Any:
+        r = await gate.stack.screening.get("/v1/key-persons/p1", headers=gate.admin())
+        return r.status_code == 200 and "unresolved_travel" in r.json()["reasons"]
+
+    await eventually(flagged_for_review, message="the unplaced origin never flagged p1")
+
+
 async def test_risk_area_arrivals_are_referred_and_become_key_persons_in_screening(
     gate: Gate,
 ) -> None:

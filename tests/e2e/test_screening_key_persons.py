@@ -126,6 +126,60 @@ async def history(w: World, subject: str) -> list[dict[str, Any]]:
     return list(r.json()["history"])
 
 
+async def test_a_stop_given_by_place_name_alone_is_placed_and_an_unplaceable_one_flagged(
+    world: World,
+) -> None:
+    w = world
+    r = await w.screening.post(
+        "/v1/risk-areas",
+        headers=w.token("command"),
+        json={
+            "id": "wuhan",
+            "name": "武汉",
+            "region_codes": ["420100"],
+            "valid_from": "2020-01-01",
+        },
+    )
+    assert r.status_code == 201, r.text
+    named = await inquire(
+        w,
+        id="inq-name",
+        person_id="p1",
+        travel=[{"place": "湖北省武汉市", "left_on": "2020-01-25"}],
+    )
+    assert named.status_code == 201, named.text
+    assert named.json()["matched_reasons"] == ["returnee_risk_area"]
+    assert named.json()["flagged_reasons"] == ["returnee_risk_area"]
+    assert named.json()["travel_resolution"] == [
+        {
+            "status": "resolved",
+            "division": {"region_code": "420100", "name": "湖北省武汉市"},
+            "candidates": [],
+        }
+    ]
+    gulou = await inquire(
+        w, id="inq-gulou", person_id="p2", travel=[{"place": "鼓楼区", "left_on": "2020-01-25"}]
+    )
+    assert gulou.status_code == 201, gulou.text
+    assert gulou.json()["matched_reasons"] == ["unresolved_travel"]
+    [placed] = gulou.json()["travel_resolution"]
+    assert placed["status"] == "ambiguous" and placed["division"] is None
+    assert [c["region_code"] for c in placed["candidates"]] == [
+        "320106",
+        "320302",
+        "350102",
+        "410204",
+    ]
+    again = await w.screening.get("/v1/inquiries/inq-gulou", headers=w.token("admin"))
+    assert again.json()["travel_resolution"] == gulou.json()["travel_resolution"]
+    kp = await w.screening.get("/v1/key-persons/p2", headers=w.token("admin"))
+    assert kp.status_code == 200 and kp.json()["reasons"] == ["unresolved_travel"]
+    published = await w.pool.fetchval(
+        "SELECT schema_version FROM events WHERE type = 'KeyPersonFlagged' AND stream_id = 'kp:p2'"
+    )
+    assert published == 2
+
+
 async def test_a_returnee_within_the_window_is_flagged_once_listed_in_scope_and_cleared(
     world: World,
 ) -> None:

@@ -37,6 +37,7 @@ class Given:
     health_code: HealthCode | None = "green"
     report_hours_ago: float | None = 12
     from_risk_area: bool = False
+    origin_unresolved: bool = False
 
     def check(self) -> GateCheck:
         report = (
@@ -52,6 +53,7 @@ class Given:
             report,
             AT,
             self.from_risk_area,
+            self.origin_unresolved,
         )
 
 
@@ -186,6 +188,41 @@ CASES: list[tuple[str, CheckpointPolicy, Given, Decision, tuple[str, ...]]] = [
         "leaving for a risk area is not judged by origin",
         OPEN,
         Given("out", from_risk_area=True),
+        "admit",
+        (),
+    ),
+    (
+        "an origin the gate cannot place is referred for review",
+        OPEN,
+        Given(origin_unresolved=True),
+        "refer",
+        ("unresolved_origin",),
+    ),
+    (
+        "an unplaced origin is referred, not turned back, where risk areas are",
+        PERSUADE,
+        Given(origin_unresolved=True),
+        "refer",
+        ("unresolved_origin",),
+    ),
+    (
+        "deny beats an unplaced origin",
+        CLOSED_COMPOUND,
+        Given(travellers=(STRANGER,), origin_unresolved=True),
+        "deny",
+        ("unresolved_origin", "not_resident"),
+    ),
+    (
+        "fever beats an unplaced origin",
+        OPEN,
+        Given(origin_unresolved=True, temperature=38.0),
+        "refer",
+        ("fever", "unresolved_origin"),
+    ),
+    (
+        "leaving is not judged by an unplaced origin",
+        OPEN,
+        Given("out", origin_unresolved=True),
         "admit",
         (),
     ),

@@ -21,10 +21,12 @@ from services.checkpoint.domain.exposure import (
     RiskArea,
     WatchPeriod,
     from_risk_area,
+    origin_unresolved,
     views_as_of,
     watch_state,
 )
 from services.checkpoint.domain.shifts import Interval, ScheduleShift, Shift, coverage
+from shared import divisions
 from shared.contracts.checkpoint import (
     CheckpointClosed,
     CheckpointOpened,
@@ -238,7 +240,11 @@ WUHAN = RiskArea("wh", "湖北省武汉市", "high", ("4201",), date(2020, 1, 23
         ("4201", None, date(2020, 2, 5), True),
         ("4202", None, date(2020, 2, 5), False),
         (None, "湖北省武汉市江汉区", date(2020, 2, 5), True),
+        (None, "武汉", date(2020, 2, 5), True),  # a partial name
+        (None, "湖北武汉", date(2020, 2, 5), True),
+        (None, "江汉区", date(2020, 2, 5), True),
         (None, "湖北省黄石市", date(2020, 2, 5), False),
+        (None, "湖北省", date(2020, 2, 5), False),  # the province alone is not the city
         ("420103", None, date(2020, 1, 22), False),  # before it was declared
         ("420103", None, date(2020, 4, 7), True),
         ("420103", None, date(2020, 4, 8), False),  # lifted that day
@@ -247,12 +253,33 @@ WUHAN = RiskArea("wh", "湖北省武汉市", "high", ("4201",), date(2020, 1, 23
 def test_a_risk_area_origin_matches_by_code_prefix_on_the_crossings_day(
     code: str | None, origin: str | None, day: date, expected: bool
 ) -> None:
-    assert from_risk_area([WUHAN], code, origin, day) is expected
+    place = divisions.locate(code, origin)
+    assert from_risk_area([WUHAN], place, day) is expected
+    assert not origin_unresolved([WUHAN], place, day)
+
+
+@pytest.mark.parametrize(
+    ("origin", "day", "expected"),
+    [
+        ("鼓楼区", date(2020, 2, 5), True),  # four cities have one
+        ("朝阳区", date(2020, 2, 5), True),
+        ("火星", date(2020, 2, 5), True),
+        ("鼓楼区", date(2020, 4, 8), False),  # no risk area is active: nothing it could be in
+        (None, date(2020, 2, 5), False),  # no origin given
+    ],
+)
+def test_an_origin_that_names_no_one_division_is_unresolved_while_risk_areas_are_active(
+    origin: str | None, day: date, expected: bool
+) -> None:
+    place = divisions.locate(None, origin)
+    assert origin_unresolved([WUHAN], place, day) is expected
+    assert not from_risk_area([WUHAN], place, day)
 
 
 def test_a_low_risk_area_turns_nobody_back() -> None:
     low = RiskArea("hs", "湖北省黄石市", "low", ("4202",), date(2020, 1, 23), None, None)
-    assert not from_risk_area([low], "420202", None, date(2020, 2, 5))
+    assert not from_risk_area([low], divisions.locate("420202", None), date(2020, 2, 5))
+    assert not origin_unresolved([low], divisions.locate(None, "鼓楼区"), date(2020, 2, 5))
 
 
 def test_a_watch_state_holds_from_its_start_until_its_end() -> None:

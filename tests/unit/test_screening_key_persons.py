@@ -34,6 +34,7 @@ from services.screening.domain.key_persons import (
     matched_reasons,
     reaction_to,
 )
+from services.screening.handlers.referrals import referral_reasons
 from shared.contracts import EventPayload
 from shared.contracts import screening as contract
 from shared.contracts.screening import (
@@ -46,6 +47,7 @@ from shared.contracts.screening import (
     TravelStop,
 )
 from shared.errors import DomainError, Refusal
+from tests.unit.test_contracts import envelope
 
 DAY = date(2020, 2, 1)
 WUHAN = RiskArea("wuhan", "湖北省武汉市", "high", ("4201",), date(2020, 1, 1), None, None, 1)
@@ -144,7 +146,90 @@ RULE_CASES = [
         DEFAULT_RULES,
         ["returnee_risk_area"],
     ),
-    ("no region code cannot match", inquiry((stay(None, left=DAY),)), [WUHAN], DEFAULT_RULES, []),
+    (
+        "a place named without a code is resolved to its division",
+        inquiry((stay(None, left=DAY),)),
+        [WUHAN],
+        DEFAULT_RULES,
+        ["returnee_risk_area"],
+    ),
+    (
+        "a partial name: 武汉",
+        inquiry((stay(None, left=DAY, place="武汉"),)),
+        [WUHAN],
+        DEFAULT_RULES,
+        ["returnee_risk_area"],
+    ),
+    (
+        "a district of the area, by name",
+        inquiry((stay(None, left=DAY, place="武昌区"),)),
+        [WUHAN],
+        DEFAULT_RULES,
+        ["returnee_risk_area"],
+    ),
+    (
+        "a place of another city, by name",
+        inquiry((stay(None, left=DAY, place="湖北省黄石市"),)),
+        [WUHAN],
+        DEFAULT_RULES,
+        [],
+    ),
+    (
+        "a name of several divisions is unresolved, flagged for review",
+        inquiry((stay(None, left=DAY, place="鼓楼区"),)),
+        [WUHAN],
+        DEFAULT_RULES,
+        ["unresolved_travel"],
+    ),
+    (
+        "an unknown place is unresolved",
+        inquiry((stay(None, left=DAY, place="火星"),)),
+        [WUHAN],
+        DEFAULT_RULES,
+        ["unresolved_travel"],
+    ),
+    (
+        "an unknown code with a name that does not resolve is unresolved",
+        inquiry((stay("429999", left=DAY, place="某地"),)),
+        [WUHAN],
+        DEFAULT_RULES,
+        ["unresolved_travel"],
+    ),
+    (
+        "an unknown code still matches an area by prefix",
+        inquiry((stay("420199", left=DAY, place="某地"),)),
+        [WUHAN],
+        DEFAULT_RULES,
+        ["returnee_risk_area", "unresolved_travel"],
+    ),
+    (
+        "an unresolved stay before the window cannot have been in a risk area",
+        inquiry((stay(None, left=BEFORE - timedelta(1), place="鼓楼区"),)),
+        [WUHAN],
+        DEFAULT_RULES,
+        [],
+    ),
+    (
+        "an unresolved stay partly while an area was active",
+        inquiry((stay(None, left=DAY, place="鼓楼区"),)),
+        [LIFTED_WUHAN],
+        DEFAULT_RULES,
+        ["unresolved_travel"],
+    ),
+    (
+        "an unresolved stay after every area was lifted",
+        inquiry((stay(None, arrived=date(2020, 1, 25), left=DAY, place="鼓楼区"),)),
+        [LIFTED_WUHAN],
+        DEFAULT_RULES,
+        [],
+    ),
+    (
+        "an unresolved stay with no risk area at all",
+        inquiry((stay(None, left=DAY, place="鼓楼区"),)),
+        [],
+        DEFAULT_RULES,
+        [],
+    ),
     (
         "the stay ended before the area was declared",
         inquiry((stay(arrived=date(2019, 12, 20), left=date(2019, 12, 31)),), day=date(2020, 1, 5)),
@@ -526,3 +611,24 @@ def test_screening_reacts_to_fevers_and_positive_tests(
     event: EventPayload, rules: Rules, then: Reaction | None
 ) -> None:
     assert reaction_to(event, rules) == then
+
+
+def test_a_key_person_flag_of_the_first_schema_decodes_as_the_current_one() -> None:
+    data = {"subject_id": "p1", "reasons": ["returnee_risk_area"], "source": "inquiry"}
+    decoded = contract.CATALOG.decode(envelope("KeyPersonFlagged", data, 1))
+    assert decoded == KeyPersonFlagged(
+        subject_id="p1", reasons=["returnee_risk_area"], source="inquiry"
+    )
+    assert KeyPersonFlagged.schema_version == 2
+    assert contract.CATALOG.decode(
+        envelope("KeyPersonFlagged", {**data, "reasons": ["unresolved_travel"]}, 2)
+    ) == KeyPersonFlagged(subject_id="p1", reasons=["unresolved_travel"], source="inquiry")
+
+
+def test_a_gate_referral_for_an_unplaced_origin_flags_unresolved_travel() -> None:
+    assert referral_reasons(["unresolved_origin"]) == ["checkpoint_referral", "unresolved_travel"]
+    assert referral_reasons(["risk_area_origin", "fever"]) == [
+        "checkpoint_referral",
+        "fever",
+        "returnee_risk_area",
+    ]

@@ -24,12 +24,12 @@ from shared.contracts.checkpoint import (
     QuarantineBreachAttempted,
 )
 from shared.contracts.registry import DocumentType
+from shared.divisions import DIVISION_CODE
 from shared.errors import DomainError, Refusal
 
 CROSSING_STREAM = "crossing"
 HMAC_PREFIX = "h:"
 TEMPERATURE_RANGE = (34.0, 43.0)
-REGION_CODE = re.compile(r"^[0-9]{2,12}$")
 _PLATE_NOISE = re.compile(r"[\s·•.\-]")
 _FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 
@@ -147,7 +147,7 @@ def check_crossing(cmd: RecordCrossing, now: datetime, clock_skew: timedelta) ->
             "the test report is dated after the crossing",
             field="test_report_at",
         )
-    if cmd.origin_region_code is not None and not REGION_CODE.match(cmd.origin_region_code):
+    if cmd.origin_region_code is not None and not DIVISION_CODE.match(cmd.origin_region_code):
         raise DomainError(
             "invalid-region-code",
             "an administrative division code is 2-12 digits",

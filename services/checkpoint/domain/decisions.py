@@ -8,6 +8,8 @@ Which reasons a crossing raises:
 | `under_observation`      | going out, someone in it is under home observation now            |
 | `fever`                  | temperature at or above the policy's threshold (either direction) |
 | `risk_area_origin`       | coming in from a risk area active on the crossing's day           |
+| `unresolved_origin`      | coming in from an origin that names no one division (鼓楼区, a    |
+|                          | typo), on a day some risk area is active                          |
 | `health_code_<colour>`   | either direction, a colour the policy does not pass               |
 | `health_code_missing`    | either direction, no health code was shown                        |
 | `test_report_missing`    | coming in, a report is required and none was shown                |
@@ -29,8 +31,12 @@ The decision is the first rule that applies (precedence):
 3. `risk_area_origin` with the policy's `risk_area_arrivals = refer` → **refer**, for the
    same reason: a referral makes the arrival a key person in screening.
 4. any health-code, test-report or residency reason → **deny**.
-5. `risk_area_origin` with `risk_area_arrivals = persuade_return` → **persuade_return** (劝返).
-6. otherwise → **admit**.
+5. `unresolved_origin` → **refer**: whether the arrival comes from a risk area is not known,
+   so the health worker asks again, and the referral flags them for review in screening
+   (`unresolved_travel`); never admitted as if from nowhere risky, nor turned back for a
+   place the gate could not read.
+6. `risk_area_origin` with `risk_area_arrivals = persuade_return` → **persuade_return** (劝返).
+7. otherwise → **admit**.
 
 Every reason found is reported, in the order of the table, whatever the decision.
 """
@@ -48,6 +54,7 @@ UNDER_QUARANTINE: Final = "under_quarantine"
 UNDER_OBSERVATION: Final = "under_observation"
 FEVER: Final = "fever"
 RISK_AREA_ORIGIN: Final = "risk_area_origin"
+UNRESOLVED_ORIGIN: Final = "unresolved_origin"
 HEALTH_CODE_MISSING: Final = "health_code_missing"
 TEST_REPORT_MISSING: Final = "test_report_missing"
 TEST_REPORT_EXPIRED: Final = "test_report_expired"
@@ -78,6 +85,7 @@ REASON_ORDER: Final = (
     UNDER_OBSERVATION,
     FEVER,
     RISK_AREA_ORIGIN,
+    UNRESOLVED_ORIGIN,
     "health_code_red",
     "health_code_yellow",
     "health_code_green",
@@ -120,6 +128,7 @@ class GateCheck:
     test_report_at: datetime | None
     occurred_at: datetime
     from_risk_area: bool
+    origin_unresolved: bool = False  # given, but not placed in one division
 
 
 @dataclass(slots=True)
@@ -147,6 +156,8 @@ def reasons_for(policy: CheckpointPolicy, check: GateCheck) -> set[str]:
         return found
     if check.from_risk_area:
         found.add(RISK_AREA_ORIGIN)
+    if check.origin_unresolved:
+        found.add(UNRESOLVED_ORIGIN)
     if policy.test_report_max_hours is not None:
         if check.test_report_at is None:
             found.add(TEST_REPORT_MISSING)
@@ -183,6 +194,8 @@ def decide(policy: CheckpointPolicy, reasons: set[str]) -> Decision:
         return "refer"
     if reasons & DENYING:
         return "deny"
+    if UNRESOLVED_ORIGIN in reasons:
+        return "refer"
     if risk_area:
         return "persuade_return"
     return "admit"

@@ -1,5 +1,9 @@
 """What checkpoint knows from screening, asked at a moment: risk areas and watch periods.
 
+A crossing's origin is placed in an administrative division by its `origin_region_code`,
+else by its `origin` name (湖北省武汉市江汉区, 武汉: the rules of `shared.divisions`, the same
+matcher screening's inquiries use), and matched against risk areas by code prefix.
+
 Both views keep time: a risk area has its days of validity and the day it was lifted; a watch
 period (home observation or quarantine) has its start and, once released or transferred to a
 hospital, its end. So a crossing uploaded late is judged by the risk areas and watch states
@@ -11,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+
+from shared import divisions
+from shared.divisions import Place
 
 
 @dataclass(frozen=True)
@@ -34,18 +41,20 @@ class RiskArea:
             return False
         return self.lifted_on is None or day < self.lifted_on
 
-    def covers(self, region_code: str | None, origin: str | None) -> bool:
-        """By code prefix; without a code, an origin naming the area (湖北省武汉市江汉区 is
-        within 湖北省武汉市)."""
-        if region_code:
-            return any(region_code.startswith(prefix) for prefix in self.region_codes)
-        return origin is not None and origin.strip().startswith(self.name)
+    def covers(self, place: Place) -> bool:
+        """By division code prefix (`shared.divisions`): 4201 covers 武汉's 江汉区 420103."""
+        return place.code is not None and divisions.covers(self.region_codes, place.code)
 
 
-def from_risk_area(
-    areas: Iterable[RiskArea], region_code: str | None, origin: str | None, day: date
-) -> bool:
-    return any(a.active_on(day) and a.covers(region_code, origin) for a in areas)
+def from_risk_area(areas: Iterable[RiskArea], origin: Place | None, day: date) -> bool:
+    """Whether the origin lies in a risk area active on the crossing's day."""
+    return origin is not None and any(a.active_on(day) and a.covers(origin) for a in areas)
+
+
+def origin_unresolved(areas: Iterable[RiskArea], origin: Place | None, day: date) -> bool:
+    """An origin was given but names no one division (鼓楼区 is in four cities; a typo) on a
+    day some risk area is active: it may lie in one, so it is not taken as clear."""
+    return origin is not None and not origin.resolved and any(a.active_on(day) for a in areas)
 
 
 @dataclass(frozen=True)

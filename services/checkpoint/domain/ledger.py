@@ -40,6 +40,7 @@ REASONS: Final = {
     "under_observation": "居家观察期间外出",
     "fever": "体温异常",
     "risk_area_origin": "来自风险地区",
+    "unresolved_origin": "来源地待核实",
     "health_code_red": "红码",
     "health_code_yellow": "黄码",
     "health_code_green": "绿码不在放行范围",

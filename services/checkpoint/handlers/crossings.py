@@ -31,13 +31,14 @@ from services.checkpoint.domain.exposure import (
     WatchPeriod,
     WatchState,
     from_risk_area,
+    origin_unresolved,
     views_as_of,
     watch_state,
 )
 from services.checkpoint.domain.shifts import Shift, on_duty
 from services.checkpoint.handlers.checkpoints import policy_periods
 from services.checkpoint.handlers.shifts import shifts_of
-from shared import identity
+from shared import divisions, identity
 from shared.commands import Aggregate
 from shared.contracts.checkpoint import Decision, HealthCode
 from shared.contracts.registry import DocumentType, Residency
@@ -352,6 +353,7 @@ def gate_check(cmd: RecordCrossing, views: Views, gate: Gate, day: Any) -> GateC
             if under(reg.household_path, gate.path)
         )
         travellers.append(Traveller(p.subject, residencies, state.quarantined, state.observed))
+    origin = divisions.locate(cmd.origin_region_code, cmd.origin)
     registered = cmd.plate is not None and any(
         under(path, gate.path) for path in views.vehicles.get(cmd.plate, [])
     )
@@ -364,7 +366,8 @@ def gate_check(cmd: RecordCrossing, views: Views, gate: Gate, day: Any) -> GateC
         health_code=cmd.health_code,
         test_report_at=cmd.test_report_at,
         occurred_at=cmd.occurred_at,
-        from_risk_area=from_risk_area(views.risk_areas, cmd.origin_region_code, cmd.origin, day),
+        from_risk_area=from_risk_area(views.risk_areas, origin, day),
+        origin_unresolved=origin_unresolved(views.risk_areas, origin, day),
     )
 
 

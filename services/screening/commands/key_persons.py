@@ -173,6 +173,23 @@ class InquiryBatch(BaseModel):
     items: Annotated[list[SkipValidation[InquiryItem]], Field(min_length=1, max_length=MAX_BATCH)]
 
 
+class DivisionOut(BaseModel):
+    region_code: str = Field(description="GB/T 2260 code", examples=["420100"])
+    name: str = Field(examples=["湖北省武汉市"])
+
+
+class StopPlace(BaseModel):
+    """How a travel stop was placed: by its `region_code`, else by its place name."""
+
+    status: Literal["resolved", "ambiguous", "unknown"] = Field(
+        description="ambiguous: the name is that of several divisions (鼓楼区); unknown: of"
+        " none. Both are unresolved and flag `unresolved_travel` when the stay could have"
+        " been in an active risk area"
+    )
+    division: DivisionOut | None = Field(description="the division the stop was taken to be")
+    candidates: list[DivisionOut] = Field(description="for an ambiguous name, the divisions")
+
+
 class InquiryOut(BaseModel):
     id: str
     person_id: str
@@ -184,6 +201,9 @@ class InquiryOut(BaseModel):
     inquirer: str
     occurred_at: datetime
     day: date = Field(description="the local day the inquiry belongs to")
+    travel_resolution: list[StopPlace] = Field(
+        description="one per stop of `travel`, in its order: where the rules placed it"
+    )
     matched_reasons: list[KeyReason] = Field(description="what the rules found in the answers")
     flagged_reasons: list[KeyReason] = Field(
         description="reasons this inquiry newly flagged (empty when already flagged for them)"

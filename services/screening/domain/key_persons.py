@@ -1,6 +1,7 @@
 """Risk areas, key-person rules, person inquiries and key persons (重点人员). Pure decide/evolve.
 
-* A **risk area** (中高风险地区) names administrative division code prefixes ("4201" is 武汉).
+* A **risk area** (中高风险地区) names administrative division code prefixes ("4201" is 武汉)
+  and covers a place within one of them (`shared.divisions`: 4201 covers 武昌区 420106).
   It is active from `valid_from` through `valid_to` (open when absent) and, once lifted, no
   longer from its `lifted_on` day: `lifted_on` is the first day it is not a risk area.
 * The **rules** are a fever threshold (°C, a reading *at* the threshold is a fever) and a
@@ -9,6 +10,11 @@
 * An **inquiry** (询问) flags its subject when the rules match: a travel stop in an active
   risk area within the window (`returnee_risk_area`), contact with a case (`close_contact`),
   a temperature at or above the threshold (`fever`), any symptom (`symptoms`).
+* A **travel stop** is placed by its `region_code`, else by its place name (湖北省武汉市,
+  武汉, 武昌区: the rules of `shared.divisions`). A stop that cannot be placed in one
+  division (鼓楼区 is in four cities; an unknown name) is never taken as outside every risk
+  area: when its stay lies in the window while some risk area was active, it flags
+  `unresolved_travel`, for a worker to ask again and clear or re-flag.
 * A **key person** (`kp:<subject>`) holds the reasons they were flagged for since they were
   last cleared. A flag that brings no new reason is not recorded again.
 
@@ -23,10 +29,12 @@ from the start of the window.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Literal, get_args
 
+from shared import divisions
 from shared.contracts import EventPayload
 from shared.contracts.screening import (
     KeyPersonCleared,
@@ -40,6 +48,7 @@ from shared.contracts.screening import (
     TestResulted,
     TravelStop,
 )
+from shared.divisions import DIVISION_CODE, Place
 from shared.errors import DomainError, Refusal
 
 RISK_AREA_STREAM = "risk_area"
@@ -52,7 +61,6 @@ REASONS: tuple[KeyReason, ...] = get_args(KeyReason)
 FlagSource = Literal["inquiry", "checkpoint", "temperature", "test", "manual"]
 RiskLevel = Literal["high", "medium", "low"]
 
-REGION_CODE = re.compile(r"^[0-9]{2,12}$")
 SUBJECT_ID = re.compile(r"^(h:[0-9A-Za-z_-]{8,128}|[A-Za-z0-9][A-Za-z0-9-]{0,62})$")
 HMAC_PREFIX = "h:"
 FEVER_THRESHOLD_RANGE = (36.0, 39.0)
@@ -164,7 +172,7 @@ class RiskArea:
         return self.valid_from <= day and (last is None or day <= last)
 
     def covers(self, region_code: str) -> bool:
-        return any(region_code.startswith(prefix) for prefix in self.region_codes)
+        return divisions.covers(self.region_codes, region_code)
 
 
 @dataclass(frozen=True)
@@ -184,7 +192,7 @@ def normalise_codes(codes: tuple[str, ...] | list[str]) -> tuple[str, ...]:
             "no-region-codes", "name at least one division code prefix", field="region_codes"
         )
     for code in cleaned:
-        if not REGION_CODE.match(code):
+        if not DIVISION_CODE.match(code):
             raise DomainError(
                 "invalid-region-code",
                 f"{code} is not an administrative division code prefix (2-12 digits)",
@@ -315,7 +323,7 @@ def check_inquiry(inq: Inquiry) -> Inquiry:
             raise DomainError(
                 "invalid-stay", "left_on is before arrived_on", field=f"travel.{i}.left_on"
             )
-        if stop.region_code is not None and not REGION_CODE.match(stop.region_code):
+        if stop.region_code is not None and not DIVISION_CODE.match(stop.region_code):
             raise DomainError(
                 "invalid-region-code",
                 f"{stop.region_code} is not an administrative division code",
@@ -337,10 +345,15 @@ def check_inquiry(inq: Inquiry) -> Inquiry:
     return replace(inq, symptoms=normalise_symptoms(inq.symptoms))
 
 
-def stay_in_area(stop: TravelStop, area: RiskArea, inquiry_day: date, look_back_days: int) -> bool:
+def located(stop: TravelStop) -> Place:
+    """Where a stop was: the division of its code, else of its place name."""
+    return divisions.locate(stop.region_code, stop.place) or Place("unknown", None)
+
+
+def stay_while_active(
+    stop: TravelStop, area: RiskArea, inquiry_day: date, look_back_days: int
+) -> bool:
     """Whether some day of the stay lies in the window and the area was active on it."""
-    if stop.region_code is None or not area.covers(stop.region_code):
-        return False
     window_start = inquiry_day - timedelta(days=look_back_days)
     first = max(d for d in (stop.arrived_on, window_start, area.valid_from) if d is not None)
     ends = [inquiry_day, stop.left_on, area.last_day]
@@ -348,13 +361,42 @@ def stay_in_area(stop: TravelStop, area: RiskArea, inquiry_day: date, look_back_
     return first <= last
 
 
-def matched_reasons(
-    inq: Inquiry, rules: Rules, areas: list[RiskArea] | tuple[RiskArea, ...]
-) -> list[KeyReason]:
-    """The reasons the rules find in an inquiry, in the contract's order."""
+def stay_in_area(
+    stop: TravelStop, place: Place, area: RiskArea, inquiry_day: date, look_back_days: int
+) -> bool:
+    """Whether the stay lies in the area on a day of the window it was active."""
+    return (
+        place.code is not None
+        and area.covers(place.code)
+        and stay_while_active(stop, area, inquiry_day, look_back_days)
+    )
+
+
+def travel_reasons(
+    inq: Inquiry, places: Sequence[Place], rules: Rules, areas: Sequence[RiskArea]
+) -> set[str]:
+    """`returnee_risk_area` for a stay in an active risk area; `unresolved_travel` for a stop
+    that could not be placed while it might have lain in one."""
     found: set[str] = set()
-    if any(stay_in_area(s, a, inq.day, rules.look_back_days) for s in inq.travel for a in areas):
-        found.add("returnee_risk_area")
+    days = rules.look_back_days
+    for stop, place in zip(inq.travel, places, strict=True):
+        if any(stay_in_area(stop, place, a, inq.day, days) for a in areas):
+            found.add("returnee_risk_area")
+        if not place.resolved and any(stay_while_active(stop, a, inq.day, days) for a in areas):
+            found.add("unresolved_travel")
+    return found
+
+
+def matched_reasons(
+    inq: Inquiry,
+    rules: Rules,
+    areas: Sequence[RiskArea],
+    places: Sequence[Place] | None = None,
+) -> list[KeyReason]:
+    """The reasons the rules find in an inquiry, in the contract's order; `places` are its
+    stops located (by `located`) when the caller already has them."""
+    where = places if places is not None else [located(s) for s in inq.travel]
+    found = travel_reasons(inq, where, rules, areas)
     if inq.close_contact:
         found.add("close_contact")
     if is_fever(inq.temperature, rules):

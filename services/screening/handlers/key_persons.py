@@ -25,6 +25,7 @@ from services.screening.domain.key_persons import (
     RiskArea,
     Rules,
 )
+from shared import divisions
 from shared.batch import chunks
 from shared.commands import Aggregate, Outcome, execute
 from shared.contracts import EventPayload
@@ -374,6 +375,16 @@ async def project_rules(conn: Any, events: list[Envelope]) -> None:
 
 
 @dataclass(frozen=True)
+class InquiryRow:
+    """What the `inquiries` table keeps beside the answers: decided when they were recorded."""
+
+    day: date
+    matched: list[str]
+    new: list[str]
+    travel_resolution: list[dict[str, Any]]  # per stop, as `shared.divisions.answer`
+
+
+@dataclass(frozen=True)
 class InquiryInput:
     """One inquiry as asked: who, what they answered, when (with its place in a batch)."""
 
@@ -410,7 +421,7 @@ async def _inquire_chunk(
     scope: tuple[str, ...] | None,
     ctx: CommandContext,
 ) -> list[ItemResult]:
-    rows: dict[str, tuple[date, list[str], list[str]]] = {}
+    rows: dict[str, InquiryRow] = {}
 
     async def plan(conn: Any) -> tuple[list[ItemResult], Chunk]:
         rows.clear()
@@ -454,7 +465,7 @@ def _plan_inquiry(
     areas: list[RiskArea],
     zone: ZoneInfo,
     ctx: CommandContext,
-    rows: dict[str, tuple[date, list[str], list[str]]],
+    rows: dict[str, InquiryRow],
 ) -> ItemResult:
     inquiry = Inquiry(
         inquiry_id=item.inquiry_id,
@@ -471,7 +482,9 @@ def _plan_inquiry(
     recorded = domain.decide_inquiry(chunk.state(INQUIRY, stream), inquiry)
     if not recorded:
         return ItemResult(item.index, item.inquiry_id, "unchanged")
-    matched = domain.matched_reasons(domain.check_inquiry(inquiry), rules, areas)
+    checked = domain.check_inquiry(inquiry)
+    places = [domain.located(stop) for stop in checked.travel]
+    matched = domain.matched_reasons(checked, rules, areas, places)
     kp_stream = domain.key_person_stream(person.id)
     flagged = domain.decide_flag(
         chunk.state(KEY_PERSON, kp_stream),
@@ -489,7 +502,9 @@ def _plan_inquiry(
     chunk.add(INQUIRY, stream, recorded, item.occurred_at, person.household_id)
     chunk.add(KEY_PERSON, kp_stream, flagged, item.occurred_at, person.household_id)
     new = [r for e in flagged for r in getattr(e, "reasons", [])]
-    rows[item.inquiry_id] = (inquiry.day, list(matched), new)
+    rows[item.inquiry_id] = InquiryRow(
+        inquiry.day, list(matched), new, [divisions.answer(p) for p in places]
+    )
     return ItemResult(
         item.index,
         item.inquiry_id,
@@ -498,19 +513,18 @@ def _plan_inquiry(
     )
 
 
-async def project_inquiries(
-    conn: Any, events: list[Envelope], rows: dict[str, tuple[date, list[str], list[str]]]
-) -> None:
+async def project_inquiries(conn: Any, events: list[Envelope], rows: dict[str, InquiryRow]) -> None:
     for env in events:
         if env.type != "PersonInquired":
             continue
         d = env.data
-        day, matched, new = rows[d["inquiry_id"]]
+        row = rows[d["inquiry_id"]]
         await conn.execute(
             """
             INSERT INTO inquiries (id, subject_id, household_id, travel, close_contact, symptoms,
-                temperature, inquirer, occurred_at, day, matched_reasons, new_reasons, version)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                temperature, inquirer, occurred_at, day, matched_reasons, new_reasons,
+                travel_resolution, version)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
             ON CONFLICT (id) DO NOTHING
             """,
             d["inquiry_id"],
@@ -522,16 +536,17 @@ async def project_inquiries(
             d["temperature"],
             d["inquirer"],
             env.occurred_at,
-            day,
-            matched,
-            new,
+            row.day,
+            row.matched,
+            row.new,
+            row.travel_resolution,
             env.version,
         )
 
 
 INQUIRY_COLUMNS = (
     "id, subject_id, household_id, travel, close_contact, symptoms, temperature, inquirer,"
-    " occurred_at, day, matched_reasons, new_reasons, version"
+    " occurred_at, day, matched_reasons, new_reasons, travel_resolution, version"
 )
 
 

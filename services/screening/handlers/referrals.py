@@ -3,8 +3,9 @@ key person here (a person for a person crossing; every passenger for a vehicle).
 
 The `checkpoint-referrals` consumer reads `checkpoint.events` and runs the flag command
 (`handlers.key_persons.flag_key_person`, source `checkpoint`, source id = the crossing id)
-with the reasons `checkpoint_referral` plus what the gate found: `fever`, and
-`returnee_risk_area` for an arrival from a risk area.
+with the reasons `checkpoint_referral` plus what the gate found: `fever`,
+`returnee_risk_area` for an arrival from a risk area, and `unresolved_travel` for one from
+an origin the gate could not place.
 
 Who is flagged: the registry person the gate recognised, when screening's own view of the
 registry knows them (by person id, else by `id_hmac`) and they are not voided; anyone else
@@ -36,7 +37,11 @@ log = logging.getLogger(__name__)
 ACTOR = "screening.referrals"
 HMAC_PREFIX = "h:"
 # what a gate's reasons say about the person, in screening's words
-GATE_REASONS = {"fever": "fever", "risk_area_origin": "returnee_risk_area"}
+GATE_REASONS = {
+    "fever": "fever",
+    "risk_area_origin": "returnee_risk_area",
+    "unresolved_origin": "unresolved_travel",
+}
 
 
 def referral_reasons(gate_reasons: Sequence[str]) -> list[str]:
