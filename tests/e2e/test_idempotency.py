@@ -15,6 +15,7 @@ from shared.idempotency import WRITE_METHODS
 from shared.testing import Infra
 from tests.e2e.conftest import Stack
 from tests.e2e.test_places import grow
+from tests.e2e.test_reporting_ledgers import until_created
 from tests.e2e.test_screening_visits import count_events, item, seed
 
 
@@ -200,3 +201,29 @@ async def test_no_write_route_answers_500_for_a_key_reused_with_any_body(
                     if r.headers.get("content-type", "").startswith("application/json"):
                         assert r.json() != created.json(), (name, method, route)
     assert swept > 100
+
+
+async def test_a_crossing_under_a_used_key_with_another_body_is_refused(gate_stack: Stack) -> None:
+    """A single crossing is recorded by the upload pipeline: its key still scopes the request
+    (before, another crossing under the same key was answered as the first crossing's id)."""
+    s = gate_stack
+    await grow(s)
+    admin = s.token("admin")
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    await until_created(lambda: s.checkpoint.post("/v1/checkpoints", headers=admin, json={
+        "id": "gate", "node_id": "comm", "name": "北门", "level": "compound",
+        "policy": {"residents_only": False, "health_code_colours": ["green"]},
+        "opened_at": (now - timedelta(days=1)).isoformat()}))  # fmt: skip
+    crossing = {"checkpoint_id": "gate", "direction": "in", "document_type": "passport",
+                "document_number": "E12345678", "health_code": "green", "temperature": 36.5,
+                "occurred_at": now.isoformat()}  # fmt: skip
+    gatekeeper = keyed(admin, "gate-scan-1")
+    first = await s.checkpoint.post("/v1/crossings", headers=gatekeeper, json=crossing)
+    assert first.status_code == 201, first.text
+    again = await s.checkpoint.post("/v1/crossings", headers=gatekeeper, json=crossing)
+    assert (again.status_code, again.content) == (201, first.content)
+    assert again.headers["location"] == first.headers["location"]
+    other = await s.checkpoint.post(
+        "/v1/crossings", headers=gatekeeper, json={**crossing, "document_number": "E87654321"}
+    )
+    refused_as_reused(other)

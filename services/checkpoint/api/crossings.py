@@ -45,7 +45,7 @@ from shared.identity import china_today, hmac_key
 from shared.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from shared.places import covers
 from shared.problems import Problem
-from shared.requests import answer_once, command_context, etag, new_id
+from shared.requests import answer_once, command_context, etag, json_answer, new_id
 from shared.roles import holds
 
 crossings = APIRouter(prefix="/v1/crossings", tags=["crossings"])
@@ -113,32 +113,33 @@ def _out(row: dict[str, Any]) -> CrossingOut:
         409: {"description": "the id names another crossing, or the gate is closed"},
     },
 )
-async def record_crossing(
-    body: CrossingCreate, request: Request, response: Response, principal: Recorder
-) -> CrossingOut:
-    ctx = command_context(request, principal)
-    crossing_id = new_id("crossing", body.id, ctx)
+async def record_crossing(body: CrossingCreate, request: Request, principal: Recorder) -> Response:
+    crossing_id = new_id("crossing", body.id, command_context(request, principal))
     item = _input(body, crossing_id, body.occurred_at or clock(request)())
     try:
         cmd = handlers.to_command(_key(request), item, principal.sub)
     except DomainError as exc:
         raise _problem(handlers.refused(0, crossing_id, exc)) from exc
-    [outcome] = await handlers.record_crossings(
-        pool(request),
-        [(0, cmd)],
-        _caller(principal),
-        ctx,
-        _clock(request),
-        settings(request).crossing_batch_chunk,
-    )
-    if outcome.status == "error":
-        raise _problem(outcome)
-    async with pool(request).acquire() as conn:
-        row = await handlers.get_crossing(conn, crossing_id)
-    assert row is not None
-    response.headers["ETag"] = etag(row["version"])
-    response.headers["Location"] = f"/v1/crossings/{crossing_id}"
-    return _out(row)
+
+    async def record(ctx: CommandContext) -> Response:
+        [outcome] = await handlers.record_crossings(
+            pool(request),
+            [(0, cmd)],
+            _caller(principal),
+            ctx,
+            _clock(request),
+            settings(request).crossing_batch_chunk,
+        )
+        if outcome.status == "error":
+            raise _problem(outcome)
+        async with pool(request).acquire() as conn:
+            row = await handlers.get_crossing(conn, crossing_id)
+        assert row is not None
+        headers = {"ETag": etag(row["version"]), "Location": f"/v1/crossings/{crossing_id}"}
+        return json_answer(_out(row), 201, headers)
+
+    # the crossing's id makes a retry record nothing; the key also refuses another request
+    return await answer_once(request, principal, record)
 
 
 def _problem(outcome: ItemOutcome) -> Problem:
